@@ -1,0 +1,43 @@
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { loadConfig } from '../config/load.js';
+import { registerServeCommands, usersFileOf } from './serve.js';
+import { CliError, registerUserCommands } from './user.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+export function buildProgram(): Command {
+  const program = new Command('moat')
+    .description('Moat: a secure FTP/FTPS server for one jailed folder')
+    .version(pkg.version, '-V, --version', 'print the version')
+    .showHelpAfterError();
+  registerServeCommands(program);
+  // Without --users the user commands use the default users file of the default config.
+  let defaultUsersFile = '';
+  registerUserCommands(program, { usersFile: () => defaultUsersFile });
+  program.hook('preAction', async () => {
+    defaultUsersFile = usersFileOf(await loadConfig(undefined));
+  });
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      process.exitCode = error.exitCode;
+      return;
+    }
+    if (error instanceof CliError) {
+      process.stderr.write(`moat: ${error.message}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    throw error;
+  }
+}
+
+await main(process.argv);

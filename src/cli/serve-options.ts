@@ -1,0 +1,64 @@
+import type { Command } from 'commander';
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+/** Numbers are passed on as given when they do not parse, so validation names the key. */
+const num = (value: string): number | string => (/^\d+$/.test(value) ? Number(value) : value);
+
+/** The flags shared by `moat serve` and `moat check-config`. */
+export function addServeOptions(cmd: Command): Command {
+  return cmd
+    .option('-c, --config <file>', 'configuration file (TOML); flags override its values')
+    .option('--listen <host:port>', 'control listener, repeatable; IPv6 as [::1]:2121 (default 127.0.0.1:2121)', collect)
+    .option('--root <dir>', 'server root: every home lives inside it (default ./ftp-data)')
+    .option('--users <file>', 'users file (default <state-dir>/users.json)')
+    .option('--state-dir <dir>', 'where Moat keeps its own state: users, bans, certificates (default ./.moat)')
+    .option('--pasv-ports <min-max>', 'passive port range (default 40000-40999)')
+    .option('--public-host <addr>', 'address announced in PASV replies, for servers behind NAT')
+    .option('--idle-timeout <seconds>', 'close idle control connections after this long (default 300)', num)
+    .option('--no-active', 'disable active mode (PORT/EPRT)')
+    .option('--no-passive', 'disable passive mode (PASV/EPSV)')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default info)')
+    .option('--log-file <file>', 'write JSON log lines to this file instead of stdout')
+    .option('--banner <text>', 'greeting text after 220')
+    .option('--anonymous', 'allow anonymous read-only logins (user "anonymous" or "ftp")')
+    .option('--max-clients <n>', 'most control connections at once (default 1000)', num)
+    .option('--max-clients-per-ip <n>', 'most control connections from one address (default 50)', num);
+}
+
+export interface ServeFlags {
+  config?: string;
+  listen?: string[];
+  root?: string;
+  users?: string;
+  stateDir?: string;
+  pasvPorts?: string;
+  publicHost?: string;
+  idleTimeout?: number | string;
+  active?: boolean;
+  passive?: boolean;
+  logLevel?: string;
+  logFile?: string;
+  banner?: string;
+  anonymous?: boolean;
+  maxClients?: number | string;
+  maxClientsPerIp?: number | string;
+}
+
+/** Flags as a config tree, with only what was given, so the file keeps the rest. */
+export function flagsToConfig(f: ServeFlags): Record<string, unknown> {
+  const tree: Record<string, unknown> = {
+    listen: f.listen,
+    root: f.root,
+    users_file: f.users,
+    state_dir: f.stateDir,
+    log_level: f.logLevel,
+    log_file: f.logFile,
+    banner: f.banner,
+    passive: { ports: f.pasvPorts, public_host: f.publicHost, enabled: f.passive === false ? false : undefined },
+    active: { enabled: f.active === false ? false : undefined },
+    timeouts: { idle: f.idleTimeout },
+    anonymous: { enabled: f.anonymous ? true : undefined },
+    limits: { max_clients: f.maxClients, max_clients_per_ip: f.maxClientsPerIp },
+  };
+  return tree;
+}

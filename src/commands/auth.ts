@@ -1,0 +1,127 @@
+import { READ_ONLY_PERMISSIONS, type User } from '../auth/types.js';
+import { reply } from '../session/reply.js';
+import type { Session } from '../session/session.js';
+import type { CommandSpec } from './types.js';
+
+const ANONYMOUS_NAMES = new Set(['anonymous', 'ftp']);
+
+function anonymousUser(session: Session): User {
+  return {
+    name: 'anonymous',
+    home: session.server.config.anonymous.home,
+    permissions: READ_ONLY_PERMISSIONS,
+    enabled: true,
+    anonymous: true,
+  };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}
+
+async function login(session: Session, password: string): Promise<void> {
+  const name = session.pendingUser!;
+  const { server } = session;
+  const isAnonymous = server.config.anonymous.enabled && ANONYMOUS_NAMES.has(name.toLowerCase());
+  const user = isAnonymous
+    ? anonymousUser(session)
+    : await server.users.authenticate(name, password, { remoteAddress: session.remoteAddress, secure: session.secure });
+  if (session.closed) return;
+  if (!user) return failed(session, name, 'bad credentials');
+  let storage;
+  try {
+    storage = await server.storageFor(user);
+  } catch (error) {
+    server.events.emit('session-error', { ...session.actor, error });
+    return failed(session, name, 'home folder unavailable');
+  }
+  session.loggedIn(user, storage);
+  server.events.emit('login', { ...session.actor, secure: session.secure });
+  session.send(reply(230, 'Login successful.'));
+}
+
+/**
+ * A failed login answers only after a delay that doubles with each failure on
+ * this connection, then closes the connection after the configured count.
+ */
+async function failed(session: Session, name: string, reason: string): Promise<void> {
+  const { server } = session;
+  session.failedLogins++;
+  session.pendingUser = undefined;
+  session.state = 'need-user';
+  server.events.emit('login-failed', { ...session.actor, user: name, reason });
+  const base = server.config.guard.failed_login_delay_ms;
+  await sleep(Math.min(base * 2 ** (session.failedLogins - 1), 30_000));
+  if (session.closed) return;
+  session.send(reply(530, 'Login incorrect.'));
+  if (session.failedLogins >= server.config.limits.max_login_attempts) {
+    server.events.emit('security', { ...session.actor, user: name, event: 'too-many-failed-logins' });
+    session.send(reply(421, 'Too many failed logins; closing.'));
+    session.close('too many failed logins');
+  }
+}
+
+export const authCommands: CommandSpec[] = [
+  {
+    name: 'USER',
+    syntax: 'USER <name>',
+    help: 'Start a login as <name>.',
+    preLogin: true,
+    arg: 'required',
+    handler(session, arg) {
+      if (session.state === 'ready') return reply(530, "Can't change to another user; use REIN first.");
+      session.pendingUser = arg.trim();
+      session.state = 'need-pass';
+      const anonymous = session.server.config.anonymous.enabled && ANONYMOUS_NAMES.has(session.pendingUser.toLowerCase());
+      return reply(331, anonymous ? 'Anonymous login ok, send your e-mail address as password.' : 'Please specify the password.');
+    },
+  },
+  {
+    name: 'PASS',
+    syntax: 'PASS <password>',
+    help: 'Finish the login with the password.',
+    preLogin: true,
+    arg: 'optional',
+    async handler(session, arg) {
+      if (session.state === 'ready') return reply(230, 'Already logged in.');
+      if (session.state !== 'need-pass' || !session.pendingUser) return reply(503, 'Login with USER first.');
+      await login(session, arg);
+    },
+  },
+  {
+    name: 'ACCT',
+    syntax: 'ACCT <account>',
+    help: 'Accepted for compatibility; accounts are not used.',
+    preLogin: true,
+    arg: 'required',
+    handler(session) {
+      if (session.state !== 'ready') return reply(503, 'Login with USER and PASS first.');
+      return reply(202, 'ACCT not needed.');
+    },
+  },
+  {
+    name: 'REIN',
+    syntax: 'REIN',
+    help: 'Log out and start over on the same connection.',
+    preLogin: true,
+    arg: 'none',
+    handler(session) {
+      if (session.user) session.server.events.emit('logout', session.actor);
+      session.reinitialize();
+      return reply(220, session.server.config.banner);
+    },
+  },
+  {
+    name: 'QUIT',
+    syntax: 'QUIT',
+    help: 'End the session.',
+    preLogin: true,
+    duringTransfer: true,
+    arg: 'none',
+    handler(session) {
+      if (session.user) session.server.events.emit('logout', session.actor);
+      session.send(reply(221, 'Goodbye.'));
+      session.close('quit');
+    },
+  },
+];

@@ -1,0 +1,131 @@
+import { lookup } from 'node:dns/promises';
+import { isIP, isIPv4 } from 'node:net';
+import { ipFamily, normalizeIp, sameHost } from '../data/address.js';
+import { PassiveUnavailable } from '../data/passive.js';
+import { FtpError, reply, type Reply } from '../session/reply.js';
+import type { Session } from '../session/session.js';
+import type { CommandSpec } from './types.js';
+
+async function openPassive(session: Session): Promise<number> {
+  const { config } = session.server;
+  if (!config.passive.enabled) throw new FtpError(502, 'Passive mode is disabled on this server.');
+  try {
+    return await session.data.preparePassive(session.localAddress);
+  } catch (error) {
+    if (error instanceof PassiveUnavailable) {
+      session.server.events.emit('security', { ...session.actor, event: 'passive-unavailable', detail: error.message });
+      throw new FtpError(425, "Can't open passive connection: no port available.", { cause: error });
+    }
+    throw error;
+  }
+}
+
+/** The IPv4 address announced in a 227 reply: configured public host (NAT) or our local address. */
+async function announcedIPv4(session: Session): Promise<string | undefined> {
+  const configured = session.listener.publicHost || session.server.config.passive.public_host;
+  if (configured) {
+    if (isIPv4(configured)) return configured;
+    const found = await lookup(configured, { family: 4 }).catch(() => undefined);
+    return found?.address;
+  }
+  return isIPv4(session.localAddress) ? session.localAddress : undefined;
+}
+
+function refuseIfEpsvAll(session: Session): void {
+  if (session.epsvAll) throw new FtpError(503, 'EPSV ALL in effect; only EPSV is allowed.');
+}
+
+/**
+ * A PORT/EPRT target must be the client's own address on a port >= 1024 unless
+ * configured otherwise: anything else is the FTP bounce attack (RFC 2577).
+ */
+function activeTarget(session: Session, host: string, port: number): Reply {
+  const { active } = session.server.config;
+  if (!active.enabled) return reply(502, 'Active mode is disabled on this server.');
+  if (port < 1 || port > 65535) return reply(501, 'Invalid port.');
+  const foreign = !sameHost(host, session.remoteAddress);
+  const low = port < 1024;
+  if ((foreign && !active.allow_foreign_hosts) || (low && !active.allow_low_ports)) {
+    session.server.events.emit('security', {
+      ...session.actor,
+      event: 'bounce-attempt',
+      detail: `${foreign ? 'foreign host' : 'low port'} ${normalizeIp(host)}:${port}`,
+    });
+    return reply(504, foreign ? 'Data connections only to your own address.' : 'Data connections only to ports >= 1024.');
+  }
+  session.data.setActive(normalizeIp(host), port);
+  return reply(200, 'Command okay.');
+}
+
+export const dataConnCommands: CommandSpec[] = [
+  {
+    name: 'PASV',
+    syntax: 'PASV',
+    help: 'Open a passive data port (IPv4).',
+    arg: 'none',
+    async handler(session) {
+      refuseIfEpsvAll(session);
+      const address = await announcedIPv4(session);
+      if (!address) return reply(425, 'PASV needs IPv4; use EPSV.');
+      const port = await openPassive(session);
+      const h = address.split('.').join(',');
+      return reply(227, `Entering Passive Mode (${h},${port >> 8},${port & 255}).`);
+    },
+  },
+  {
+    name: 'EPSV',
+    syntax: 'EPSV [1|2|ALL]',
+    help: 'Open a passive data port (RFC 2428).',
+    feat: 'EPSV',
+    arg: 'optional',
+    async handler(session, arg) {
+      const a = arg.trim().toUpperCase();
+      if (a === 'ALL') {
+        session.epsvAll = true;
+        return reply(200, 'EPSV ALL ok.');
+      }
+      if (a !== '') {
+        if (a !== '1' && a !== '2') return reply(501, 'Unknown network protocol.');
+        if (Number(a) !== ipFamily(session.localAddress)) {
+          return reply(522, `Network protocol not supported, use (${ipFamily(session.localAddress)})`);
+        }
+      }
+      const port = await openPassive(session);
+      return reply(229, `Entering Extended Passive Mode (|||${port}|)`);
+    },
+  },
+  {
+    name: 'PORT',
+    syntax: 'PORT h1,h2,h3,h4,p1,p2',
+    help: 'Name the active-mode data port (IPv4).',
+    arg: 'required',
+    handler(session, arg) {
+      refuseIfEpsvAll(session);
+      const parts = arg.trim().split(',');
+      if (parts.length !== 6 || !parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255)) {
+        return reply(501, 'Syntax: PORT h1,h2,h3,h4,p1,p2');
+      }
+      const n = parts.map(Number);
+      return activeTarget(session, n.slice(0, 4).join('.'), n[4]! * 256 + n[5]!);
+    },
+  },
+  {
+    name: 'EPRT',
+    syntax: 'EPRT |<af>|<address>|<port>|',
+    help: 'Name the active-mode data port (RFC 2428, IPv4 or IPv6).',
+    feat: 'EPRT',
+    arg: 'required',
+    handler(session, arg) {
+      refuseIfEpsvAll(session);
+      const t = arg.trim();
+      const d = t[0];
+      if (!d || d.charCodeAt(0) < 33 || d.charCodeAt(0) > 126) return reply(501, 'Syntax: EPRT |af|address|port|');
+      const parts = t.split(d);
+      if (parts.length !== 5 || parts[0] !== '' || parts[4] !== '') return reply(501, 'Syntax: EPRT |af|address|port|');
+      const [, af, host = '', port = ''] = parts;
+      if (af !== '1' && af !== '2') return reply(522, 'Network protocol not supported, use (1,2)');
+      if (isIP(host) !== Number(af === '1' ? 4 : 6) || !/^\d{1,5}$/.test(port)) return reply(501, 'Invalid EPRT address or port.');
+      return activeTarget(session, host, Number(port));
+    },
+  },
+];

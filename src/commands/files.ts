@@ -1,0 +1,98 @@
+import { formatMdtm, parseMdtm } from '../listing/format.js';
+import { reply } from '../session/reply.js';
+import type { Session } from '../session/session.js';
+import type { CommandSpec } from './types.js';
+
+async function fileInfo(session: Session, arg: string) {
+  const path = session.resolve(arg);
+  const info = await session.storage!.stat(path);
+  return { path, info };
+}
+
+export const fileCommands: CommandSpec[] = [
+  {
+    name: 'DELE',
+    syntax: 'DELE <path>',
+    help: 'Delete a file.',
+    arg: 'required',
+    permission: 'd',
+    async handler(session, arg) {
+      const path = session.resolve(arg);
+      await session.storage!.delete(path);
+      session.server.events.emit('delete', { ...session.actor, path, kind: 'file' });
+      return reply(250, 'File deleted.');
+    },
+  },
+  {
+    name: 'RNFR',
+    syntax: 'RNFR <path>',
+    help: 'Name the file or directory to rename; RNTO follows.',
+    arg: 'required',
+    permission: 'f',
+    async handler(session, arg) {
+      const { path } = await fileInfo(session, arg);
+      session.renameFrom = path;
+      return reply(350, 'Ready for RNTO.');
+    },
+  },
+  {
+    name: 'RNTO',
+    syntax: 'RNTO <path>',
+    help: 'Rename the file named by RNFR.',
+    arg: 'required',
+    permission: 'f',
+    async handler(session, arg) {
+      const from = session.renameFrom;
+      session.renameFrom = undefined;
+      if (!from) return reply(503, 'RNFR required first.');
+      const to = session.resolve(arg);
+      await session.storage!.rename(from, to);
+      session.server.events.emit('rename', { ...session.actor, from, to });
+      return reply(250, 'Rename successful.');
+    },
+  },
+  {
+    name: 'SIZE',
+    syntax: 'SIZE <path>',
+    help: 'Size of a file in bytes.',
+    feat: 'SIZE',
+    arg: 'required',
+    permission: 'l',
+    async handler(session, arg) {
+      const { info } = await fileInfo(session, arg);
+      if (info.kind !== 'file') return reply(550, 'Not a regular file.');
+      return reply(213, String(info.size));
+    },
+  },
+  {
+    name: 'MDTM',
+    syntax: 'MDTM <path>',
+    help: 'Modification time of a file (UTC).',
+    feat: 'MDTM',
+    arg: 'required',
+    permission: 'l',
+    async handler(session, arg) {
+      const { info } = await fileInfo(session, arg);
+      if (info.kind !== 'file') return reply(550, 'Not a regular file.');
+      return reply(213, formatMdtm(info.mtime));
+    },
+  },
+  {
+    name: 'MFMT',
+    syntax: 'MFMT <YYYYMMDDHHMMSS> <path>',
+    help: 'Set the modification time of a file (UTC).',
+    feat: 'MFMT',
+    arg: 'required',
+    permission: 'T',
+    async handler(session, arg) {
+      const m = /^(\d{14}(?:\.\d{1,3})?) (.+)$/.exec(arg.trim());
+      const when = m ? parseMdtm(m[1]!) : null;
+      if (!m || !when) return reply(501, 'Syntax: MFMT YYYYMMDDHHMMSS <path>');
+      if (!session.storage!.setMtime) return reply(502, 'MFMT not supported by this storage.');
+      const { path, info } = await fileInfo(session, m[2]!);
+      if (info.kind !== 'file') return reply(550, 'Not a regular file.');
+      await session.storage!.setMtime(path, when);
+      return reply(213, `Modify=${formatMdtm(when)}; ${m[2]}`);
+    },
+  },
+];

@@ -1,0 +1,26 @@
+import type { CommandSpec } from './types.js';
+
+/** Verb → command lookup, built once from the command families. */
+export class CommandTable {
+  private readonly byVerb = new Map<string, CommandSpec>();
+  readonly specs: readonly CommandSpec[];
+
+  constructor(specs: CommandSpec[]) {
+    this.specs = specs;
+    for (const spec of specs) {
+      for (const verb of [spec.name, ...(spec.aliases ?? [])]) {
+        if (this.byVerb.has(verb)) throw new Error(`command ${verb} registered twice`);
+        this.byVerb.set(verb, spec);
+      }
+    }
+  }
+
+  get(verb: string): CommandSpec | undefined {
+    return this.byVerb.get(verb);
+  }
+}
+
+/** Verbs we know of but deliberately do not implement: 502 rather than 500. */
+export const UNIMPLEMENTED_VERBS = new Set([
+  'SMNT', 'MAIL', 'MLFL', 'MSND', 'MSOM', 'MSAM', 'MRSQ', 'MRCP', 'XSEN', 'XSEM', 'LPRT', 'LPSV',
+]);

@@ -1,0 +1,174 @@
+import { randomBytes } from 'node:crypto';
+import type { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { FromNetworkAscii, ToNetworkAscii } from '../data/ascii.js';
+import { reply, type Reply } from '../session/reply.js';
+import type { Session } from '../session/session.js';
+import { runTransfer } from '../session/transfer.js';
+import { StorageError, type VirtualPath } from '../storage/types.js';
+import { basename, join } from '../storage/vpath.js';
+import type { CommandSpec } from './types.js';
+
+function modeName(session: Session): string {
+  return session.transferType === 'A' ? 'ASCII' : 'BINARY';
+}
+
+/** Counts bytes as they pass, without copying them. */
+function counted(stream: Readable, progress: (n: number) => void): Readable {
+  stream.on('data', (chunk: Buffer) => progress(chunk.length));
+  return stream;
+}
+
+async function retrieve(session: Session, arg: string): Promise<Reply | void> {
+  const path = session.resolve(arg);
+  const storage = session.storage!;
+  const info = await storage.stat(path);
+  if (info.kind !== 'file') return reply(550, 'Not a regular file.');
+  const start = session.restOffset;
+  session.restOffset = 0;
+  if (start > info.size) return reply(554, 'Restart offset beyond end of file.');
+  const source = await storage.read(path, { start });
+  await runTransfer(session, {
+    direction: 'download',
+    command: 'RETR',
+    path,
+    opening: `Opening ${modeName(session)} mode data connection for ${basename(path)} (${info.size - start} bytes).`,
+    async run(data, signal, progress) {
+      counted(source, progress);
+      if (session.transferType === 'A') await pipeline(source, new ToNetworkAscii(), data, { signal });
+      else await pipeline(source, data, { signal });
+    },
+    async cleanup() {
+      source.destroy();
+    },
+  });
+}
+
+interface StoreOptions {
+  command: 'STOR' | 'APPE' | 'STOU';
+  append?: boolean;
+  /** STOU: the name chosen for the client, announced in the 150 and 226 replies. */
+  unique?: boolean;
+}
+
+async function store(session: Session, path: VirtualPath, options: StoreOptions): Promise<Reply | void> {
+  const storage = session.storage!;
+  const offset = options.append ? 0 : session.restOffset;
+  session.restOffset = 0;
+  const existing = await storage.stat(path).catch((e: unknown) => {
+    if (e instanceof StorageError && e.kind === 'not-found') return undefined;
+    throw e;
+  });
+  if (existing && existing.kind !== 'file') return reply(550, 'Not a regular file.');
+  const upload = await storage.write(path, { offset, append: options.append === true });
+  const maxSize = session.server.config.limits.max_upload_size;
+  let committed = false;
+  const name = basename(path);
+  await runTransfer(session, {
+    direction: 'upload',
+    command: options.command,
+    path,
+    opening: options.unique ? `FILE: ${name}` : `Ok to send data for ${name}.`,
+    done: options.unique ? `Transfer complete (unique file name: ${name}).` : undefined,
+    async run(data, signal, progress) {
+      let total = offset;
+      counted(data as Readable, (n) => {
+        total += n;
+        progress(n);
+        if (maxSize > 0 && total > maxSize) {
+          data.destroy(new StorageError('quota', 'upload larger than max_upload_size'));
+        }
+      });
+      const sink: Writable = upload.stream;
+      if (session.transferType === 'A') await pipeline(data, new FromNetworkAscii(), sink, { signal });
+      else await pipeline(data, sink, { signal });
+      await upload.commit();
+      committed = true;
+    },
+    async cleanup() {
+      if (!committed) await upload.abort();
+    },
+  });
+}
+
+async function uniqueName(session: Session, base: string): Promise<VirtualPath> {
+  const stem = base.trim() ? basename(session.resolve(base)) : 'file';
+  for (let i = 0; i < 16; i++) {
+    const candidate = join(session.cwd, `${stem}.${randomBytes(4).toString('hex')}`);
+    try {
+      await session.storage!.stat(candidate);
+    } catch (e) {
+      if (e instanceof StorageError && e.kind === 'not-found') return candidate;
+      throw e;
+    }
+  }
+  throw new StorageError('exists', 'no unique name found');
+}
+
+export const transferCommands: CommandSpec[] = [
+  {
+    name: 'RETR',
+    syntax: 'RETR <path>',
+    help: 'Download a file (from the REST offset, if one was given).',
+    arg: 'required',
+    permission: 'r',
+    handler: (s, a) => retrieve(s, a),
+  },
+  {
+    name: 'STOR',
+    syntax: 'STOR <path>',
+    help: 'Upload a file; it appears under its name only once complete (REST resumes in place).',
+    arg: 'required',
+    permission: 'w',
+    handler: (s, a) => store(s, s.resolve(a), { command: 'STOR' }),
+  },
+  {
+    name: 'APPE',
+    syntax: 'APPE <path>',
+    help: 'Append to a file, creating it if needed.',
+    arg: 'required',
+    permission: 'a',
+    handler: (s, a) => store(s, s.resolve(a), { command: 'APPE', append: true }),
+  },
+  {
+    name: 'STOU',
+    syntax: 'STOU [<name>]',
+    help: 'Upload under a unique name chosen by the server.',
+    arg: 'optional',
+    permission: 'w',
+    async handler(session, arg) {
+      if (session.restOffset > 0) return reply(503, 'REST is not allowed with STOU.');
+      return store(session, await uniqueName(session, arg), { command: 'STOU', unique: true });
+    },
+  },
+  {
+    name: 'REST',
+    syntax: 'REST <offset>',
+    help: 'Set the byte offset for the next RETR or STOR.',
+    feat: 'REST STREAM',
+    arg: 'required',
+    handler(session, arg) {
+      const t = arg.trim();
+      if (!/^\d{1,16}$/.test(t) || !Number.isSafeInteger(Number(t))) return reply(501, 'REST needs a byte offset.');
+      session.restOffset = Number(t);
+      return reply(350, `Restarting at ${t}. Send STOR or RETR to start the transfer.`);
+    },
+  },
+  {
+    name: 'ABOR',
+    syntax: 'ABOR',
+    help: 'Abort the transfer in progress.',
+    duringTransfer: true,
+    arg: 'none',
+    async handler(session) {
+      const t = session.transfer;
+      if (!t) {
+        session.data.reset();
+        return reply(225, 'No transfer to abort.');
+      }
+      t.controller.abort();
+      await t.done;
+      return reply(226, 'ABOR successful.');
+    },
+  },
+];

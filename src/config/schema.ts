@@ -1,0 +1,166 @@
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+/** "host:port" or "[v6]:port"; the host must be an IP literal or "localhost". */
+export const hostPort = z.string().refine((s) => parseHostPort(s) !== null, {
+  message: 'expected HOST:PORT, e.g. 127.0.0.1:2121 or [::1]:2121',
+});
+
+export function parseHostPort(s: string): { host: string; port: number } | null {
+  const m = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(s) ?? /^([^:\[\]]+):(\d{1,5})$/.exec(s);
+  if (!m) return null;
+  const host = m[1]!;
+  const port = Number(m[2]);
+  if (port > 65535) return null;
+  if (host !== 'localhost' && isIP(host) === 0) return null;
+  return { host: host === 'localhost' ? '127.0.0.1' : host, port };
+}
+
+export function parsePortRange(s: string): { min: number; max: number } | null {
+  const m = /^(\d{1,5})-(\d{1,5})$/.exec(s.trim());
+  if (!m) return null;
+  const min = Number(m[1]);
+  const max = Number(m[2]);
+  if (min < 1024 || max > 65535 || min > max) return null;
+  return { min, max };
+}
+
+const portRange = z.string().refine((s) => parsePortRange(s) !== null, {
+  message: 'expected MIN-MAX with 1024 <= MIN <= MAX <= 65535, e.g. 40000-40100',
+});
+
+const cidr = z.string().refine(
+  (s) => {
+    const [addr, bits, extra] = s.split('/');
+    if (extra !== undefined || !addr) return false;
+    const family = isIP(addr);
+    if (family === 0) return false;
+    if (bits === undefined) return true;
+    const n = Number(bits);
+    return /^\d{1,3}$/.test(bits) && n <= (family === 4 ? 32 : 128);
+  },
+  { message: 'expected an IP address or CIDR, e.g. 192.168.1.0/24 or 2001:db8::/32' },
+);
+
+const seconds = (def: number) => z.number().int().min(0).max(86_400).default(def);
+const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+const tlsPolicy = z.enum(['off', 'optional', 'required']);
+const dataSession = z.enum(['same-user', 'same-connection', 'off']);
+
+const listener = z.union([
+  hostPort,
+  z.strictObject({
+    address: hostPort,
+    /** Passive address announced to clients of this listener (NAT), overriding passive.public_host. */
+    public_host: z.string().optional(),
+  }),
+]);
+
+export const configSchema = z.strictObject({
+  listen: z.array(listener).min(1).default(['127.0.0.1:2121']),
+  root: z.string().min(1).default('./ftp-data'),
+  state_dir: z.string().min(1).default('./.moat'),
+  users_file: z.string().default(''),
+  banner: z.string().max(200).refine((s) => !/[\r\n\0]/.test(s), 'must be one line').default('Moat FTP server ready.'),
+  log_level: logLevel.default('info'),
+  log_file: z.string().default(''),
+  run_as: z.string().default(''),
+  allow_root: z.boolean().default(false),
+
+  passive: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      ports: portRange.default('40000-40999'),
+      public_host: z.string().default(''),
+    })
+    .prefault({}),
+
+  active: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      allow_foreign_hosts: z.boolean().default(false),
+      allow_low_ports: z.boolean().default(false),
+    })
+    .prefault({}),
+
+  anonymous: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      home: z.string().default('pub'),
+      allow_plaintext: z.boolean().default(false),
+    })
+    .prefault({}),
+
+  timeouts: z
+    .strictObject({
+      login: seconds(30),
+      idle: seconds(300),
+      data_connect: seconds(30),
+      stalled_transfer: seconds(60),
+      tls_handshake: seconds(15),
+    })
+    .prefault({}),
+
+  limits: z
+    .strictObject({
+      max_line_length: z.number().int().min(512).max(65_536).default(4096),
+      max_oversize_lines: z.number().int().min(1).max(100).default(3),
+      max_clients: z.number().int().min(1).max(1_000_000).default(1000),
+      max_clients_per_ip: z.number().int().min(1).max(1_000_000).default(50),
+      max_sessions_per_user: z.number().int().min(0).max(1_000_000).default(0),
+      max_login_attempts: z.number().int().min(1).max(100).default(3),
+      max_passive_listeners: z.number().int().min(1).max(65_535).default(1000),
+      listing_max_entries: z.number().int().min(1).max(10_000_000).default(200_000),
+      listing_timeout: seconds(30),
+      commands_per_second: z.number().min(1).max(100_000).default(100),
+      command_burst: z.number().int().min(1).max(100_000).default(400),
+      max_upload_size: z.number().int().min(0).default(0),
+    })
+    .prefault({}),
+
+  guard: z
+    .strictObject({
+      failed_login_delay_ms: z.number().int().min(0).max(30_000).default(1000),
+      ban_threshold: z.number().int().min(1).max(10_000).default(10),
+      ban_window: seconds(600),
+      ban_duration: seconds(900),
+      ban_max_duration: z.number().int().min(1).max(31_536_000).default(604_800),
+      allow: z.array(cidr).default([]),
+      deny: z.array(cidr).default([]),
+      never_ban: z.array(cidr).default([]),
+    })
+    .prefault({}),
+
+  tls: z
+    .strictObject({
+      cert: z.string().default(''),
+      key: z.string().default(''),
+      control: tlsPolicy.optional(),
+      data: z.enum(['optional', 'required']).optional(),
+      data_session: dataSession.default('same-user'),
+      implicit_listen: z.array(hostPort).default([]),
+      min_version: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+      ciphers: z.string().default(''),
+      allow_ccc: z.boolean().default(false),
+      generate_self_signed: z.boolean().default(false),
+    })
+    .prefault({}),
+});
+
+export type MoatConfig = z.infer<typeof configSchema>;
+export type ListenerConfig = MoatConfig['listen'][number];
+
+/** Cross-field rules that a per-key schema cannot express. */
+export function checkConfig(c: MoatConfig): string[] {
+  const errors: string[] = [];
+  if (!c.passive.enabled && !c.active.enabled) {
+    errors.push('passive.enabled / active.enabled: at least one data connection mode must stay enabled');
+  }
+  if ((c.tls.cert === '') !== (c.tls.key === '')) {
+    errors.push('tls.cert / tls.key: give both or neither');
+  }
+  if (c.tls.implicit_listen.length > 0 && c.tls.cert === '' && !c.tls.generate_self_signed) {
+    errors.push('tls.implicit_listen: implicit TLS needs tls.cert and tls.key');
+  }
+  return errors;
+}

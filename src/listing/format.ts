@@ -1,0 +1,171 @@
+import type { FileInfo } from '../storage/types.js';
+
+/*
+ * Text forms of file metadata that FTP clients parse: `ls -l` lines (LIST),
+ * RFC 3659 facts (MLSD/MLST) and timestamps (MDTM/MFMT). Pure functions: the
+ * caller does the I/O. All dates are UTC and month names English, whatever the
+ * host's locale, because clients parse them.
+ */
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+/** GNU ls's "recent" window: half an average Gregorian year. */
+const SIX_MONTHS_MS = (365.2425 * 24 * 60 * 60 * 1000) / 2;
+const ONE_HOUR_MS = 60 * 60 * 1000;
+
+/**
+ * Names come from the disk, where a local user may have put CR or LF in one;
+ * sent raw, it would forge extra listing lines. Clients cannot address such
+ * names anyway (control characters are refused in paths), so they are masked.
+ */
+function safeName(name: string): string {
+  return name.replace(/[\u0000-\u001f\u007f]/g, '?');
+}
+
+function two(n: number): string {
+  return String(n).padStart(2, '0');
+}
+
+function rwx(mode: number): string {
+  let out = '';
+  for (const shift of [6, 3, 0]) {
+    const bits = (mode >> shift) & 7;
+    out += (bits & 4 ? 'r' : '-') + (bits & 2 ? 'w' : '-') + (bits & 1 ? 'x' : '-');
+  }
+  return out;
+}
+
+/**
+ * One `ls -l` line, in the layout vsftpd and most servers use:
+ * `drwxr-xr-x    2 ftp      ftp          4096 Nov 23 09:18 name`.
+ * Owner and group are always "ftp": host user and group ids are none of the client's business.
+ */
+export function formatLsLine(info: FileInfo, now: Date): string {
+  const type = info.kind === 'dir' ? 'd' : info.kind === 'link' ? 'l' : '-';
+  const t = info.mtime;
+  const age = now.getTime() - t.getTime();
+  const recent = age < SIX_MONTHS_MS && age > -ONE_HOUR_MS;
+  const when =
+    `${MONTHS[t.getUTCMonth()]} ${String(t.getUTCDate()).padStart(2, ' ')} ` +
+    (recent ? `${two(t.getUTCHours())}:${two(t.getUTCMinutes())}` : ` ${t.getUTCFullYear()}`);
+  return (
+    `${type}${rwx(info.mode)} ${String(info.nlink).padStart(4)} ${'ftp'.padEnd(8)} ${'ftp'.padEnd(8)} ` +
+    `${String(info.size).padStart(8)} ${when} ${safeName(info.name)}`
+  );
+}
+
+/** YYYYMMDDHHMMSS in UTC, the MDTM reply and the RFC 3659 time-val. */
+export function formatMdtm(date: Date): string {
+  return (
+    String(date.getUTCFullYear()).padStart(4, '0') +
+    two(date.getUTCMonth() + 1) +
+    two(date.getUTCDate()) +
+    two(date.getUTCHours()) +
+    two(date.getUTCMinutes()) +
+    two(date.getUTCSeconds())
+  );
+}
+
+/**
+ * Parse an RFC 3659 time-val (`YYYYMMDDHHMMSS[.fraction]`, UTC), as sent with
+ * MFMT or the two-argument MDTM. Returns null unless every field is in range.
+ * A leap second (60) is accepted, as the RFC allows, and kept as :59.
+ */
+export function parseMdtm(s: string): Date | null {
+  const m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(?:\.(\d+))?$/.exec(s);
+  if (!m) return null;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [
+    number, number, number, number, number, number,
+  ];
+  const ms = m[7] ? Number(m[7].slice(0, 3).padEnd(3, '0')) : 0;
+  if (year < 1 || month < 1 || month > 12 || hour > 23 || minute > 59 || second > 60) return null;
+  const daysInMonth = [31, isLeap(year) ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]!;
+  if (day < 1 || day > daysInMonth) return null;
+  const date = new Date(0);
+  // setUTCFullYear, not Date.UTC: the latter maps years 0-99 onto 1900-1999.
+  date.setUTCFullYear(year, month - 1, day);
+  date.setUTCHours(hour, minute, Math.min(second, 59), ms);
+  return date;
+}
+
+function isLeap(year: number): boolean {
+  return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+}
+
+/**
+ * RFC 3659 `perm` letters for one entry, from the user's permission letters
+ * (see auth/permissions). Links and special files get none: the storage refuses
+ * them except for delete and rename of special files.
+ */
+export function mlsxPerm(info: FileInfo, userPermissions: string): string {
+  const has = (letter: string) => userPermissions.includes(letter);
+  let out = '';
+  if (info.kind === 'file') {
+    if (has('r')) out += 'r';
+    if (has('w')) out += 'w';
+    if (has('a')) out += 'a';
+  } else if (info.kind === 'dir') {
+    if (has('e')) out += 'e';
+    if (has('l')) out += 'l';
+    if (has('w')) out += 'c';
+    if (has('m')) out += 'm';
+    if (has('d')) out += 'p';
+  } else if (info.kind === 'link') {
+    return '';
+  }
+  if (has('d')) out += 'd';
+  if (has('f')) out += 'f';
+  return out;
+}
+
+function mlsxType(info: FileInfo): string {
+  switch (info.kind) {
+    case 'file':
+      return 'file';
+    case 'dir':
+      return 'dir';
+    case 'link':
+      return 'OS.unix=symlink';
+    case 'other':
+      return 'OS.unix=special';
+  }
+}
+
+/**
+ * One MLSD line or MLST entry: `type=file;size=123;modify=...;perm=...;unique=...;UNIX.mode=0644; name`.
+ * `facts` (lower-case names, from OPTS MLST) limits which facts appear; all by default.
+ */
+export function formatMlsxFacts(info: FileInfo, perm: string, options: { facts?: Set<string> } = {}): string {
+  const wanted = options.facts ? new Set([...options.facts].map((f) => f.toLowerCase())) : null;
+  const facts: [string, string][] = [['type', mlsxType(info)]];
+  if (info.kind !== 'dir') facts.push(['size', String(info.size)]);
+  const ms = info.mtime.getUTCMilliseconds();
+  facts.push(['modify', formatMdtm(info.mtime) + (ms ? `.${String(ms).padStart(3, '0')}` : '')]);
+  facts.push(['perm', perm]);
+  facts.push(['unique', info.unique]);
+  facts.push(['UNIX.mode', (info.mode & 0o777).toString(8).padStart(4, '0')]);
+  let out = '';
+  for (const [name, value] of facts) {
+    if (!wanted || wanted.has(name.toLowerCase())) out += `${name}=${value};`;
+  }
+  return `${out} ${safeName(info.name)}`;
+}
+
+/**
+ * Split a LIST/NLST argument into `ls`-style flags and a path. Clients send
+ * `LIST -a`, `LIST -la dir`, `LIST -a -l`. Rule: each leading space-separated
+ * token made only of '-' and letters from `alRrt1dhF` is a flag group; the rest,
+ * spaces included, is the path. So a file named `-x` is a path, while a file
+ * named `-la` must be asked for as `./-la`. Nothing is ever expanded: '*' and
+ * '?' are literal characters (globbing in LIST was CVE-2011-0762 in vsftpd).
+ */
+export function parseListArgs(arg: string): { flags: string; path: string } {
+  let rest = arg.replace(/^ +/, '');
+  let flags = '';
+  for (;;) {
+    const m = /^-([alRrt1dhF]+)(?: +|$)/.exec(rest);
+    if (!m) break;
+    flags += m[1];
+    rest = rest.slice(m[0].length);
+  }
+  return { flags, path: rest };
+}

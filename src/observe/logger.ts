@@ -1,0 +1,47 @@
+import pino, { type Logger } from 'pino';
+import type { MoatEvents } from './events.js';
+
+export type { Logger };
+
+/**
+ * One synchronous writer per process: every event is one JSON line written
+ * whole, so lines from concurrent sessions never interleave.
+ */
+export function createLogger(options: { level: string; file?: string }): Logger {
+  const destination = options.file
+    ? pino.destination({ dest: options.file, sync: true, mkdir: true })
+    : pino.destination({ dest: 1, sync: true });
+  return pino(
+    {
+      level: options.level,
+      base: undefined,
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    destination,
+  );
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+/** Turn events into log lines. The password never reaches an event, so never a log. */
+export function attachLogger(events: MoatEvents, log: Logger): void {
+  events.on('listening', (e) => log.info({ event: 'listening', ...e }, 'server listening'));
+  events.on('session-open', (e) => log.info({ event: 'session-open', ...e }, 'session opened'));
+  events.on('session-close', (e) => log.info({ event: 'session-close', ...e }, 'session closed'));
+  events.on('login', (e) => log.info({ event: 'login', outcome: 'success', ...e }, 'login'));
+  events.on('login-failed', (e) => log.warn({ event: 'login-failed', outcome: 'failure', ...e }, 'login failed'));
+  events.on('logout', (e) => log.info({ event: 'logout', ...e }, 'logout'));
+  for (const kind of ['upload', 'download', 'list'] as const) {
+    events.on(kind, (e) => log.info({ ...e, event: 'transfer' }, kind));
+  }
+  events.on('delete', (e) => log.info({ event: 'delete', ...e }, 'delete'));
+  events.on('rename', (e) => log.info({ event: 'rename', ...e }, 'rename'));
+  events.on('mkdir', (e) => log.info({ event: 'mkdir', ...e }, 'mkdir'));
+  events.on('refused', (e) => log.info({ ...e, event: 'refused' }, 'command refused'));
+  events.on('security', (e) => log.warn({ ...e, security: true }, e.event));
+  events.on('session-error', (e) => log.error({ event: 'session-error', ...e, error: errorText(e.error) }, 'session error'));
+  events.on('server-error', (e) => log.error({ event: 'server-error', where: e.where, error: errorText(e.error) }, 'server error'));
+}

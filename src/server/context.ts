@@ -1,0 +1,30 @@
+import type { User, UserStore } from '../auth/types.js';
+import type { CommandTable } from '../commands/table.js';
+import type { MoatConfig } from '../config/schema.js';
+import type { PassivePorts } from '../data/passive.js';
+import type { DataSecurer } from '../session/data-setup.js';
+import type { MoatEvents } from '../observe/events.js';
+import type { Storage } from '../storage/types.js';
+
+/** Creates the storage a logged-in user works in (jailed to their home). */
+export type StorageFactory = (user: User) => Promise<Storage>;
+
+/** What every session shares with the server: read-mostly, owned by Server. */
+export interface ServerContext {
+  config: MoatConfig;
+  events: MoatEvents;
+  users: UserStore;
+  storageFor: StorageFactory;
+  passive: PassivePorts;
+  commands: CommandTable;
+  /** Wraps a data socket in TLS under PROT P; absent when TLS is not configured. */
+  secureData?: DataSecurer;
+}
+
+/** What a session knows about the listener that accepted it. */
+export interface ListenerInfo {
+  name: string;
+  /** Passive address announced to clients (NAT); empty = the control connection's local address. */
+  publicHost: string;
+  implicitTls: boolean;
+}

@@ -1,0 +1,143 @@
+import { mkdir } from 'node:fs/promises';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { resolve as resolveHostPath } from 'node:path';
+import type { UserStore } from '../auth/types.js';
+import { buildCommandTable } from '../commands/index.js';
+import type { CommandSpec } from '../commands/types.js';
+import { parseHostPort, parsePortRange, type MoatConfig } from '../config/schema.js';
+import { PassivePorts } from '../data/passive.js';
+import { MoatEvents } from '../observe/events.js';
+import { reply, formatReply } from '../session/reply.js';
+import { Session } from '../session/session.js';
+import { LocalStorage } from '../storage/local.js';
+import type { ListenerInfo, ServerContext, StorageFactory } from './context.js';
+import type { DataSecurer } from '../session/data-setup.js';
+
+export interface ServerParts {
+  config: MoatConfig;
+  users: UserStore;
+  /** Default: local folders under `config.root`, one home per user. */
+  storage?: StorageFactory;
+  events?: MoatEvents;
+  /** Extra command families (TLS adds AUTH/PBSZ/PROT/CCC). */
+  commands?: CommandSpec[];
+  secureData?: DataSecurer;
+}
+
+interface Bound {
+  server: NetServer;
+  info: ListenerInfo;
+}
+
+/**
+ * Owns the listeners, the shared context and the registry of live sessions.
+ * A failure inside one session is caught and ends only that session.
+ */
+export class MoatServer {
+  readonly events: MoatEvents;
+  readonly sessions = new Set<Session>();
+  readonly context: ServerContext;
+  private readonly bound: Bound[] = [];
+  private closing = false;
+
+  constructor(parts: ServerParts) {
+    const { config } = parts;
+    this.events = parts.events ?? new MoatEvents();
+    const range = parsePortRange(config.passive.ports)!;
+    const root = resolveHostPath(config.root);
+    this.context = {
+      config,
+      events: this.events,
+      users: parts.users,
+      storageFor: parts.storage ?? ((user) => LocalStorage.create(root, user.home)),
+      passive: new PassivePorts(range.min, range.max, config.limits.max_passive_listeners),
+      commands: buildCommandTable(parts.commands),
+      ...(parts.secureData ? { secureData: parts.secureData } : {}),
+    };
+  }
+
+  get config(): MoatConfig {
+    return this.context.config;
+  }
+
+  /** Bind every configured listener; resolves to their "host:port" addresses. */
+  async listen(): Promise<string[]> {
+    if (!this.context.config.root) throw new Error('root is not set');
+    await mkdir(resolveHostPath(this.context.config.root), { recursive: true });
+    for (const l of this.context.config.listen) {
+      const address = typeof l === 'string' ? l : l.address;
+      const info: ListenerInfo = {
+        name: address,
+        publicHost: typeof l === 'string' ? '' : (l.public_host ?? ''),
+        implicitTls: false,
+      };
+      await this.bind(address, info, (socket) => this.accept(socket, info));
+    }
+    const addresses = this.addresses();
+    this.events.emit('listening', { addresses });
+    return addresses;
+  }
+
+  /** Bind one listener; used by the TLS layer for implicit-TLS listeners too. */
+  async bind(address: string, info: ListenerInfo, onSocket: (s: Socket) => void): Promise<void> {
+    const { host, port } = parseHostPort(address)!;
+    const server = createNetServer({ noDelay: true }, (socket) => {
+      try {
+        onSocket(socket);
+      } catch (error) {
+        this.events.emit('server-error', { error, where: 'accept' });
+        socket.destroy();
+      }
+    });
+    server.on('error', (error) => this.events.emit('server-error', { error, where: `listener ${address}` }));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host, port, ipv6Only: host.includes(':') }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.bound.push({ server, info });
+  }
+
+  /** Start a session on an accepted (plain or already-TLS) control socket. */
+  accept(socket: Socket | import('node:tls').TLSSocket, info: ListenerInfo, secure = false): Session | undefined {
+    socket.on('error', () => socket.destroy());
+    if (this.closing) {
+      socket.end(formatReply(reply(421, 'Server shutting down.')));
+      return undefined;
+    }
+    const session = new Session(this.context, info, socket);
+    session.secure = secure;
+    this.sessions.add(session);
+    socket.once('close', () => this.sessions.delete(session));
+    session.start();
+    return session;
+  }
+
+  addresses(): string[] {
+    return this.bound.map(({ server }) => {
+      const a = server.address();
+      if (a && typeof a === 'object') return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+      return String(a);
+    });
+  }
+
+  /** Stop accepting, tell every session we are going, and wait for the listeners to close. */
+  async close(): Promise<void> {
+    this.closing = true;
+    for (const s of this.sessions) {
+      s.send(reply(421, 'Server shutting down.'));
+      s.close('server shutdown', true);
+    }
+    await Promise.all(
+      this.bound.map(
+        ({ server }) =>
+          new Promise<void>((resolve) => {
+            server.close(() => resolve());
+          }),
+      ),
+    );
+    this.bound.length = 0;
+  }
+}

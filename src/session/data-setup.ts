@@ -1,0 +1,89 @@
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { connectActive } from '../data/active.js';
+import type { PassiveListener } from '../data/passive.js';
+import { FtpError } from './reply.js';
+import type { Session } from './session.js';
+
+/**
+ * Hook that turns a plain data socket into what the transfer uses (TLS under
+ * PROT P). Installed by the TLS layer; plain FTP uses the socket as it is.
+ */
+export type DataSecurer = (session: Session, socket: Socket) => Promise<Duplex>;
+
+/**
+ * The session's pending data connection: at most one passive listener or one
+ * active target at a time. Each transfer consumes it; PASV/PORT replace it.
+ */
+export class DataSetup {
+  private passive: PassiveListener | undefined;
+  private active: { host: string; port: number } | undefined;
+
+  constructor(private readonly session: Session) {}
+
+  get ready(): boolean {
+    return this.passive !== undefined || this.active !== undefined;
+  }
+
+  async preparePassive(bindHost: string): Promise<number> {
+    this.reset();
+    const s = this.session;
+    const listener = await s.server.passive.listen(bindHost, {
+      peerAddress: s.remoteAddress,
+      allowForeign: false,
+      timeoutMs: s.server.config.timeouts.data_connect * 1000,
+      onForeign: (ip) =>
+        s.server.events.emit('security', {
+          ...s.actor,
+          event: 'data-connection-refused',
+          detail: `passive connection from foreign address ${ip}`,
+        }),
+    });
+    if (s.closed) {
+      listener.close();
+      throw new FtpError(425, 'Session closing.');
+    }
+    this.passive = listener;
+    return listener.port;
+  }
+
+  setActive(host: string, port: number): void {
+    this.reset();
+    this.active = { host, port };
+  }
+
+  /** Open the data connection for a transfer; the setup is used up either way. */
+  async open(): Promise<Duplex> {
+    const passive = this.passive;
+    const active = this.active;
+    this.passive = undefined;
+    this.active = undefined;
+    const s = this.session;
+    let socket: Socket;
+    try {
+      if (passive) socket = await passive.take();
+      else if (active) {
+        socket = await connectActive(active.host, active.port, s.localAddress || undefined, s.server.config.timeouts.data_connect * 1000);
+      } else throw new FtpError(425, 'Use PORT, EPRT, PASV or EPSV first.');
+    } catch (error) {
+      passive?.close();
+      if (error instanceof FtpError) throw error;
+      throw new FtpError(425, "Can't open data connection.", { cause: error, logReason: 'data connection failed' });
+    }
+    socket.resume();
+    if (s.protection === 'P') {
+      if (!s.server.secureData) {
+        socket.destroy();
+        throw new FtpError(425, 'TLS is not available for data connections.');
+      }
+      return s.server.secureData(s, socket);
+    }
+    return socket;
+  }
+
+  reset(): void {
+    this.passive?.close();
+    this.passive = undefined;
+    this.active = undefined;
+  }
+}

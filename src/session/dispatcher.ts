@@ -1,0 +1,53 @@
+import { hasPermission } from '../auth/types.js';
+import { UNIMPLEMENTED_VERBS } from '../commands/table.js';
+import { StorageError } from '../storage/types.js';
+import { toFtpError } from './errors.js';
+import { reply, type Reply } from './reply.js';
+import type { Session } from './session.js';
+
+/**
+ * Runs one command line through the checks in one fixed order: parse, lookup,
+ * state, argument shape, permission, handler. Every failure becomes a reply
+ * here, so handlers only throw.
+ */
+export async function dispatch(session: Session, line: string): Promise<void> {
+  const space = line.indexOf(' ');
+  const verb = (space < 0 ? line : line.slice(0, space)).trim().toUpperCase();
+  const arg = space < 0 ? '' : line.slice(space + 1);
+  const refuse = (code: number, text: string, reason: string): void => {
+    session.server.events.emit('refused', { ...session.actor, command: verb.slice(0, 16), code, reason });
+    session.send(reply(code, text));
+  };
+
+  if (verb === '') return refuse(500, 'Empty command.', 'empty command');
+  if (!/^[A-Z]{3,4}$/.test(verb)) return refuse(500, 'Syntax error, command unrecognized.', 'malformed verb');
+  const spec = session.server.commands.get(verb);
+  if (!spec) {
+    if (UNIMPLEMENTED_VERBS.has(verb)) return refuse(502, 'Command not implemented.', 'not implemented');
+    return refuse(500, 'Syntax error, command unrecognized.', 'unknown command');
+  }
+  if (session.state !== 'ready' && !spec.preLogin) {
+    return refuse(530, 'Please login with USER and PASS.', 'not logged in');
+  }
+  if (/[\0\r]/.test(arg)) return refuse(501, 'Invalid character in argument.', 'control character in argument');
+  if (spec.arg === 'none' && arg.trim() !== '') return refuse(501, 'Syntax error: no argument expected.', 'unexpected argument');
+  if (spec.arg === 'required' && arg.trim() === '') return refuse(501, 'Syntax error: argument required.', 'missing argument');
+  if (spec.permission && session.user && !hasPermission(session.user, spec.permission)) {
+    return refuse(550, 'Permission denied.', `missing permission ${spec.permission}`);
+  }
+
+  let result: Reply | void;
+  try {
+    result = await spec.handler(session, arg);
+  } catch (error) {
+    const ftp = toFtpError(error);
+    if (error instanceof StorageError && error.kind === 'outside-jail') {
+      session.server.events.emit('security', { ...session.actor, event: 'jail-escape-refused', detail: verb });
+    }
+    if (ftp.code === 451 && !(error instanceof StorageError)) {
+      session.server.events.emit('session-error', { ...session.actor, error });
+    }
+    return refuse(ftp.code, ftp.text, ftp.logReason ?? ftp.text);
+  }
+  if (result) session.send(result);
+}

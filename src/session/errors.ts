@@ -1,0 +1,29 @@
+import { StorageError, type StorageErrorKind } from '../storage/types.js';
+import { FtpError } from './reply.js';
+
+const STORAGE_REPLIES: Record<StorageErrorKind, [number, string]> = {
+  'not-found': [550, 'No such file or directory.'],
+  exists: [550, 'File exists.'],
+  'not-a-directory': [550, 'Not a directory.'],
+  'is-a-directory': [550, 'Is a directory.'],
+  'not-empty': [550, 'Directory not empty.'],
+  permission: [550, 'Permission denied.'],
+  'no-space': [452, 'Insufficient storage space.'],
+  quota: [552, 'Quota exceeded.'],
+  'invalid-path': [553, 'File name not allowed.'],
+  'outside-jail': [550, 'Permission denied.'],
+  io: [451, 'Local error in processing.'],
+};
+
+/**
+ * Map any failure to the FtpError the client sees. Unknown errors become 451
+ * with a fixed text: their messages (errno strings, host paths) stay in the log.
+ */
+export function toFtpError(error: unknown): FtpError {
+  if (error instanceof FtpError) return error;
+  if (error instanceof StorageError) {
+    const [code, text] = STORAGE_REPLIES[error.kind];
+    return new FtpError(code, text, { cause: error, logReason: `${error.kind}: ${error.message}` });
+  }
+  return new FtpError(451, 'Local error in processing.', { cause: error, logReason: 'internal error' });
+}

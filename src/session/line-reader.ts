@@ -1,0 +1,108 @@
+/**
+ * Splits the control stream into command lines. Pure: fed bytes, emits events,
+ * never touches a socket, so it is tested without one.
+ *
+ * - CRLF and bare LF both end a line.
+ * - Telnet IAC sequences are stripped (clients send IAC IP IAC DM before ABOR);
+ *   IAC IAC stands for a literal 0xFF byte.
+ * - A line longer than `maxLength` bytes is dropped whole: everything up to the
+ *   next LF is discarded, so the tail of an over-long line never runs as a new
+ *   command (pyftpdlib's mistake).
+ */
+export interface LineReaderEvents {
+  line(text: string): void;
+  overflow(): void;
+}
+
+const IAC = 0xff;
+const SB = 0xfa;
+const SE = 0xf0;
+const WILL = 0xfb;
+const DONT = 0xfe;
+
+type TelnetState = 'data' | 'iac' | 'option' | 'sub' | 'sub-iac';
+
+export class LineReader {
+  private buf: Buffer;
+  private len = 0;
+  private discarding = false;
+  private telnet: TelnetState = 'data';
+
+  constructor(
+    private readonly maxLength: number,
+    private readonly events: LineReaderEvents,
+  ) {
+    this.buf = Buffer.allocUnsafe(Math.min(maxLength, 1024));
+  }
+
+  /** Drop whatever is buffered: used after AUTH TLS, so pre-handshake bytes never run. */
+  reset(): void {
+    this.len = 0;
+    this.discarding = false;
+    this.telnet = 'data';
+  }
+
+  get pending(): number {
+    return this.len;
+  }
+
+  push(chunk: Buffer): void {
+    for (let i = 0; i < chunk.length; i++) {
+      const b = chunk[i]!;
+      switch (this.telnet) {
+        case 'iac':
+          if (b === IAC) {
+            this.telnet = 'data';
+            this.byte(b);
+          } else if (b >= WILL && b <= DONT) this.telnet = 'option';
+          else if (b === SB) this.telnet = 'sub';
+          else this.telnet = 'data';
+          continue;
+        case 'option':
+          this.telnet = 'data';
+          continue;
+        case 'sub':
+          if (b === IAC) this.telnet = 'sub-iac';
+          continue;
+        case 'sub-iac':
+          this.telnet = b === SE ? 'data' : 'sub';
+          continue;
+        case 'data':
+          if (b === IAC) {
+            this.telnet = 'iac';
+            continue;
+          }
+          this.byte(b);
+      }
+    }
+  }
+
+  private byte(b: number): void {
+    if (b === 0x0a) {
+      if (this.discarding) {
+        this.discarding = false;
+        this.len = 0;
+        return;
+      }
+      let end = this.len;
+      if (end > 0 && this.buf[end - 1] === 0x0d) end--;
+      const text = this.buf.toString('utf8', 0, end);
+      this.len = 0;
+      this.events.line(text);
+      return;
+    }
+    if (this.discarding) return;
+    if (this.len >= this.maxLength) {
+      this.discarding = true;
+      this.len = 0;
+      this.events.overflow();
+      return;
+    }
+    if (this.len === this.buf.length) {
+      const bigger = Buffer.allocUnsafe(Math.min(this.maxLength, this.buf.length * 2));
+      this.buf.copy(bigger, 0, 0, this.len);
+      this.buf = bigger;
+    }
+    this.buf[this.len++] = b;
+  }
+}

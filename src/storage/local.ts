@@ -1,0 +1,531 @@
+import { randomBytes } from 'node:crypto';
+import { constants as C, type BigIntStats } from 'node:fs';
+import fs, { type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { Writable, type Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import {
+  StorageError,
+  type FileInfo,
+  type FileKind,
+  type Storage,
+  type StorageErrorKind,
+  type Upload,
+  type VirtualPath,
+  type WriteOptions,
+} from './types.js';
+import { segments } from './vpath.js';
+
+/*
+ * The jail. Every virtual path is mapped onto the home by validated segments,
+ * then the real path (symlinks followed) is checked to lie inside the real
+ * home before anything is touched. Operations then run on that real path, so
+ * a symlink would have to be planted after the check to escape; FTP clients
+ * cannot create symlinks at all, and the final component is opened with
+ * O_NOFOLLOW to narrow the window for local users who can.
+ *
+ * Policy for symlinks found in the home (planted by an admin or a local user):
+ * - pointing inside the home: followed, and listed as what they point to;
+ * - pointing outside, dangling or looping: every operation on them or through
+ *   them fails with 'outside-jail' (a target we cannot resolve cannot be proved
+ *   to stay inside). Listings still show them, as kind 'link' with the link's
+ *   own lstat data and size 0, so nothing about the target leaks, yet a folder
+ *   that holds one does not look empty while RMD says "not empty".
+ */
+
+/** Prefix and suffix of in-progress uploads; such names are hidden and reserved. */
+const TEMP_PREFIX = '.moat-upload-';
+const TEMP_SUFFIX = '.part';
+const IO_CHUNK = 1024 * 1024;
+/** How many lstat calls a listing keeps in flight: enough to keep the disk busy, bounded for huge folders. */
+const LIST_CONCURRENCY = 64;
+
+/** Fixed texts per kind: errno messages carry host paths, so they stay in `cause` for the log. */
+const MESSAGES: Record<StorageErrorKind, string> = {
+  'not-found': 'no such file or directory',
+  exists: 'already exists',
+  'not-a-directory': 'not a directory',
+  'is-a-directory': 'is a directory',
+  'not-empty': 'directory not empty',
+  permission: 'permission denied',
+  'no-space': 'no space left on device',
+  quota: 'disk quota exceeded',
+  'invalid-path': 'invalid path',
+  'outside-jail': 'path leaves the home folder',
+  io: 'input/output error',
+};
+
+const ERRNO_KINDS: Record<string, StorageErrorKind> = {
+  ENOENT: 'not-found',
+  EEXIST: 'exists',
+  ENOTDIR: 'not-a-directory',
+  EISDIR: 'is-a-directory',
+  ENOTEMPTY: 'not-empty',
+  EACCES: 'permission',
+  EPERM: 'permission',
+  ENOSPC: 'no-space',
+  EDQUOT: 'quota',
+};
+
+function fail(kind: StorageErrorKind, cause?: unknown): StorageError {
+  return new StorageError(kind, MESSAGES[kind], cause === undefined ? undefined : { cause });
+}
+
+/** Turn any failure from node:fs into a StorageError whose message holds no host path. */
+export function toStorageError(error: unknown): StorageError {
+  if (error instanceof StorageError) return error;
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  return fail((code && ERRNO_KINDS[code]) || 'io', error);
+}
+
+function errno(error: unknown): string | undefined {
+  return (error as NodeJS.ErrnoException | null)?.code;
+}
+
+function isTempName(name: string): boolean {
+  return name.startsWith(TEMP_PREFIX) && name.endsWith(TEMP_SUFFIX);
+}
+
+function isInside(real: string, realHome: string): boolean {
+  if (real === realHome) return true;
+  const prefix = realHome.endsWith(path.sep) ? realHome : realHome + path.sep;
+  return real.startsWith(prefix);
+}
+
+function kindOf(st: BigIntStats): FileKind {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'dir';
+  if (st.isSymbolicLink()) return 'link';
+  return 'other';
+}
+
+function toInfo(name: string, st: BigIntStats, kind: FileKind = kindOf(st)): FileInfo {
+  return {
+    name,
+    kind,
+    // An outside link's lstat size is the length of its target string: a small leak, so it is hidden.
+    size: kind === 'link' ? 0 : Number(st.size),
+    mtime: st.mtime,
+    mode: Number(st.mode) & 0o777,
+    unique: `${st.dev.toString(16)}-${st.ino.toString(16)}`,
+    nlink: Number(st.nlink),
+  };
+}
+
+/** Where a virtual path lands on disk, after the jail check. */
+interface Resolved {
+  /** True for the home itself, which cannot be deleted or renamed. */
+  isHome: boolean;
+  /** Real parent folder + the entry's own name: the link itself when the entry is one. */
+  entry: string;
+  /** The entry with symlinks followed; equals `entry` when it is not a link. */
+  real: string;
+  /** lstat of `entry`, or null when nothing exists there yet. */
+  lstat: BigIntStats | null;
+}
+
+export class LocalStorage implements Storage {
+  readonly #home: string;
+  #realHome: Promise<string> | undefined;
+
+  constructor(homeHostPath: string) {
+    if (!path.isAbsolute(homeHostPath)) throw new TypeError('LocalStorage needs an absolute home path');
+    this.#home = path.normalize(homeHostPath);
+  }
+
+  /**
+   * Storage for the home `homeRelative` under `root`, creating it if missing.
+   * The home comes from configuration, not from a client, but a typo like
+   * '../alice' must still not put a user's files outside the storage root.
+   */
+  static async create(root: string, homeRelative: string): Promise<LocalStorage> {
+    if (!path.isAbsolute(root)) throw new TypeError('storage root must be an absolute path');
+    const parts = homeRelative.split(/[\\/]/).filter((s) => s !== '' && s !== '.');
+    if (parts.includes('..') || homeRelative.includes('\0')) throw fail('outside-jail');
+    const home = path.join(root, ...parts);
+    try {
+      await fs.mkdir(home, { recursive: true, mode: 0o755 });
+      const [realRoot, realHome] = await Promise.all([fs.realpath(root), fs.realpath(home)]);
+      if (!isInside(realHome, realRoot)) throw fail('outside-jail');
+      const st = await fs.stat(realHome);
+      if (!st.isDirectory()) throw fail('not-a-directory');
+    } catch (error) {
+      throw toStorageError(error);
+    }
+    return new LocalStorage(home);
+  }
+
+  async stat(vpath: VirtualPath): Promise<FileInfo> {
+    const r = await this.#existing(vpath);
+    return toInfo(this.#displayName(vpath), await this.#fs(() => fs.stat(r.real, { bigint: true })));
+  }
+
+  async list(vpath: VirtualPath, options: { limit?: number } = {}): Promise<FileInfo[]> {
+    const limit = options.limit ?? Infinity;
+    const r = await this.#existing(vpath);
+    const dir = await this.#fs(() => fs.opendir(r.real, { bufferSize: 256 }));
+    const realHome = await this.#realHomePath();
+    const out: FileInfo[] = [];
+    try {
+      // Batches keep at most LIST_CONCURRENCY stat calls in flight and yield to
+      // the event loop between them, so a huge folder never stalls other sessions.
+      while (out.length < limit) {
+        const names: string[] = [];
+        while (names.length < Math.min(LIST_CONCURRENCY, limit - out.length)) {
+          const dirent = await this.#fs(() => dir.read());
+          if (!dirent) break;
+          if (!isTempName(dirent.name)) names.push(dirent.name);
+        }
+        if (names.length === 0) break;
+        const infos = await Promise.all(names.map((name) => this.#listEntry(r.real, name, realHome)));
+        for (const info of infos) if (info) out.push(info);
+      }
+    } finally {
+      await dir.close().catch(() => undefined);
+    }
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  async read(vpath: VirtualPath, options: { start?: number } = {}): Promise<Readable> {
+    const start = options.start ?? 0;
+    if (!Number.isSafeInteger(start) || start < 0) throw fail('invalid-path');
+    const r = await this.#existing(vpath);
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
+    const fh = await this.#fs(() => fs.open(r.real, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK));
+    try {
+      const st = await fh.stat();
+      if (st.isDirectory()) throw fail('is-a-directory');
+      if (!st.isFile()) throw fail('permission');
+    } catch (error) {
+      await fh.close();
+      throw toStorageError(error);
+    }
+    return fh.createReadStream({ start, highWaterMark: IO_CHUNK });
+  }
+
+  async write(vpath: VirtualPath, options: WriteOptions = {}): Promise<Upload> {
+    const offset = options.offset ?? 0;
+    if (!Number.isSafeInteger(offset) || offset < 0) throw fail('invalid-path');
+    const r = await this.#resolve(vpath);
+    if (r.isHome) throw fail('is-a-directory');
+    if (r.lstat && r.real !== r.entry) {
+      // Writing through a link inside the home writes its target, like a shell would.
+      const target = await this.#fs(() => fs.stat(r.real, { bigint: true }));
+      if (target.isDirectory()) throw fail('is-a-directory');
+    } else if (r.lstat?.isDirectory()) {
+      throw fail('is-a-directory');
+    }
+    if (options.append) return this.#openInPlace(r.real, null, 'a');
+    if (offset > 0) return this.#openInPlace(r.real, offset, 'r+');
+    return this.#openFresh(r.real);
+  }
+
+  async mkdir(vpath: VirtualPath): Promise<void> {
+    const r = await this.#resolve(vpath);
+    if (r.lstat) throw fail('exists');
+    await this.#fs(() => fs.mkdir(r.entry, { mode: 0o755 }));
+  }
+
+  async rmdir(vpath: VirtualPath): Promise<void> {
+    const r = await this.#existing(vpath);
+    if (r.isHome) throw fail('permission');
+    // On the entry, not its target: rmdir of a link fails with ENOTDIR, as it should.
+    await this.#fs(() => fs.rmdir(r.entry));
+  }
+
+  async delete(vpath: VirtualPath): Promise<void> {
+    const r = await this.#existing(vpath);
+    if (r.isHome) throw fail('permission');
+    if (r.lstat?.isDirectory()) throw fail('is-a-directory');
+    // A link inside the home is removed itself, never its target (as `rm` does).
+    await this.#fs(() => fs.unlink(r.entry));
+  }
+
+  async rename(from: VirtualPath, to: VirtualPath): Promise<void> {
+    const source = await this.#existing(from);
+    if (source.isHome) throw fail('permission');
+    const target = await this.#resolve(to);
+    if (target.isHome) throw fail('permission');
+    await this.#fs(() => fs.rename(source.entry, target.entry));
+  }
+
+  async chmod(vpath: VirtualPath, mode: number): Promise<void> {
+    const r = await this.#existing(vpath);
+    await this.#fs(() => fs.chmod(r.real, mode & 0o777));
+  }
+
+  async setMtime(vpath: VirtualPath, mtime: Date): Promise<void> {
+    if (Number.isNaN(mtime.getTime())) throw fail('invalid-path');
+    const r = await this.#existing(vpath);
+    await this.#fs(async () => {
+      const st = await fs.stat(r.real);
+      await fs.utimes(r.real, st.atime, mtime);
+    });
+  }
+
+  async available(vpath: VirtualPath): Promise<number> {
+    const r = await this.#existing(vpath);
+    const st = await this.#fs(() => fs.statfs(r.real, { bigint: true }));
+    return Number(st.bavail * st.bsize);
+  }
+
+  // ---- the jail ----
+
+  #displayName(vpath: VirtualPath): string {
+    return vpath === '/' ? '/' : vpath.slice(vpath.lastIndexOf('/') + 1);
+  }
+
+  async #realHomePath(): Promise<string> {
+    // Cached once known; a failure is not cached, so a home that reappears works again.
+    this.#realHome ??= fs.realpath(this.#home).catch((error: unknown) => {
+      this.#realHome = undefined;
+      throw fail('io', error);
+    });
+    return this.#realHome;
+  }
+
+  /** Segments of a virtual path, re-checked: a VirtualPath can be forged with a cast. */
+  #segments(vpath: VirtualPath): string[] {
+    if (typeof vpath !== 'string' || !vpath.startsWith('/')) throw fail('invalid-path');
+    const parts = segments(vpath);
+    for (const part of parts) {
+      if (part === '.' || part === '..' || /[\u0000-\u001f\u007f\\]/.test(part) || isTempName(part)) {
+        throw fail('invalid-path');
+      }
+    }
+    return parts;
+  }
+
+  /**
+   * Real path of home + parts, refused unless inside the real home. When it
+   * does not exist, the nearest existing ancestor decides between 'not-found'
+   * and 'outside-jail', so a link pointing outside cannot be used to probe
+   * which host paths exist.
+   */
+  async #realInside(parts: string[], realHome: string): Promise<string> {
+    let real: string;
+    try {
+      real = await fs.realpath(path.join(this.#home, ...parts));
+    } catch (error) {
+      throw await this.#diagnose(parts, realHome, error);
+    }
+    if (!isInside(real, realHome)) throw fail('outside-jail');
+    return real;
+  }
+
+  async #diagnose(parts: string[], realHome: string, error: unknown): Promise<StorageError> {
+    const code = errno(error);
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') return fail(code === 'ELOOP' ? 'outside-jail' : 'io', error);
+    for (let n = parts.length - 1; n >= 0; n--) {
+      let ancestor: string;
+      try {
+        ancestor = await fs.realpath(path.join(this.#home, ...parts.slice(0, n)));
+      } catch {
+        continue;
+      }
+      if (!isInside(ancestor, realHome)) return fail('outside-jail');
+      // The first missing component may be a dangling link: it could point anywhere.
+      const next = await fs.lstat(path.join(ancestor, parts[n]!)).catch(() => null);
+      if (next?.isSymbolicLink()) return fail('outside-jail');
+      break;
+    }
+    return toStorageError(error);
+  }
+
+  async #resolve(vpath: VirtualPath): Promise<Resolved> {
+    const parts = this.#segments(vpath);
+    const realHome = await this.#realHomePath();
+    if (parts.length === 0) {
+      const lstat = await this.#fs(() => fs.lstat(realHome, { bigint: true }));
+      return { isHome: true, entry: realHome, real: realHome, lstat };
+    }
+    const parentReal = await this.#realInside(parts.slice(0, -1), realHome);
+    const entry = path.join(parentReal, parts[parts.length - 1]!);
+    let lstat: BigIntStats | null;
+    try {
+      lstat = await fs.lstat(entry, { bigint: true });
+    } catch (error) {
+      if (errno(error) !== 'ENOENT') throw toStorageError(error);
+      lstat = null;
+    }
+    if (!lstat?.isSymbolicLink()) return { isHome: false, entry, real: entry, lstat };
+    let real: string;
+    try {
+      real = await fs.realpath(entry);
+    } catch (error) {
+      throw fail('outside-jail', error);
+    }
+    if (!isInside(real, realHome)) throw fail('outside-jail');
+    return { isHome: false, entry, real, lstat };
+  }
+
+  async #existing(vpath: VirtualPath): Promise<Resolved> {
+    const r = await this.#resolve(vpath);
+    if (!r.lstat) throw fail('not-found');
+    return r;
+  }
+
+  async #listEntry(dirReal: string, name: string, realHome: string): Promise<FileInfo | null> {
+    const entry = path.join(dirReal, name);
+    let lst: BigIntStats;
+    try {
+      lst = await fs.lstat(entry, { bigint: true });
+    } catch (error) {
+      if (errno(error) === 'ENOENT') return null; // removed since readdir
+      throw toStorageError(error);
+    }
+    if (!lst.isSymbolicLink()) return toInfo(name, lst);
+    try {
+      const real = await fs.realpath(entry);
+      if (isInside(real, realHome)) return toInfo(name, await fs.stat(real, { bigint: true }));
+    } catch {
+      // dangling or looping: shown like a link pointing outside
+    }
+    return toInfo(name, lst, 'link');
+  }
+
+  async #fs<T>(op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (error) {
+      throw toStorageError(error);
+    }
+  }
+
+  // ---- uploads ----
+
+  /** Fresh STOR: bytes go to a hidden temp file beside the target, renamed over it on commit. */
+  async #openFresh(finalPath: string): Promise<Upload> {
+    const temp = path.join(path.dirname(finalPath), `${TEMP_PREFIX}${randomBytes(8).toString('hex')}${TEMP_SUFFIX}`);
+    const fh = await this.#fs(() => fs.open(temp, 'wx', 0o644));
+    return new LocalUpload(fh, 0, {
+      async commit() {
+        await fh.sync();
+        await fh.close();
+        await fs.rename(temp, finalPath);
+      },
+      async discard() {
+        await fs.unlink(temp).catch(() => undefined);
+      },
+    });
+  }
+
+  /** REST+STOR (offset) or APPE (position null): the real file is changed in place. */
+  async #openInPlace(realPath: string, offset: number | null, mode: 'r+' | 'a'): Promise<Upload> {
+    const flags =
+      (mode === 'a' ? C.O_WRONLY | C.O_APPEND | C.O_CREAT : C.O_RDWR) | C.O_NOFOLLOW | C.O_NONBLOCK;
+    const fh = await this.#fs(() => fs.open(realPath, flags, 0o644)).catch((error: unknown) => {
+      // Resuming a file that does not exist: its size is 0, so any offset lies past its end.
+      if (error instanceof StorageError && error.kind === 'not-found' && offset !== null) throw fail('invalid-path');
+      throw error;
+    });
+    try {
+      const st = await fh.stat();
+      if (st.isDirectory()) throw fail('is-a-directory');
+      if (!st.isFile()) throw fail('permission');
+      if (offset !== null && offset > st.size) throw fail('invalid-path');
+    } catch (error) {
+      await fh.close();
+      throw toStorageError(error);
+    }
+    return new LocalUpload(fh, offset, {
+      async commit(position) {
+        // REST+STOR replaces everything from the offset on: drop a longer old tail.
+        if (position !== null) await fh.truncate(position);
+        await fh.sync();
+        await fh.close();
+      },
+      // The client asked for resume semantics: what was written stays.
+      async discard() {},
+    });
+  }
+}
+
+interface UploadHooks {
+  /** Make the bytes final; the handle is still open, and must be closed by the hook. */
+  commit(position: number | null): Promise<void>;
+  /** Throw away what the upload left behind; the handle is already closed. */
+  discard(): Promise<void>;
+}
+
+/**
+ * Writes with explicit positions (pwrite), so offsets past 4 GiB are exact and
+ * nothing depends on the file's seek pointer. A null position means append.
+ */
+class FileSink extends Writable {
+  constructor(
+    private readonly fh: FileHandle,
+    public position: number | null,
+  ) {
+    super({ highWaterMark: IO_CHUNK });
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.#writeAll(chunk).then(() => callback(), (error: unknown) => callback(toStorageError(error)));
+  }
+
+  async #writeAll(chunk: Buffer): Promise<void> {
+    let done = 0;
+    while (done < chunk.length) {
+      const { bytesWritten } = await this.fh.write(chunk, done, chunk.length - done, this.position);
+      done += bytesWritten;
+      if (this.position !== null) this.position += bytesWritten;
+    }
+  }
+}
+
+/**
+ * One upload's lifecycle. The handle is closed exactly once on every path:
+ * commit, abort, or the stream being destroyed (client gone, disk full) before
+ * it finished, which aborts on its own so a caller that forgets cannot leak.
+ */
+class LocalUpload implements Upload {
+  readonly stream: FileSink;
+  #failure: StorageError | undefined;
+  #settled: Promise<void> | undefined;
+
+  constructor(
+    private readonly fh: FileHandle,
+    position: number | null,
+    private readonly hooks: UploadHooks,
+  ) {
+    this.stream = new FileSink(fh, position);
+    // Keeps a write error from crashing the process when nobody listens; commit() reports it.
+    this.stream.on('error', (error: unknown) => {
+      this.#failure ??= toStorageError(error);
+    });
+    this.stream.on('close', () => {
+      if (!this.stream.writableFinished) void this.abort();
+    });
+  }
+
+  commit(): Promise<void> {
+    if (this.#settled) return Promise.reject(this.#failure ?? fail('io'));
+    this.#settled = this.#commit();
+    return this.#settled;
+  }
+
+  abort(): Promise<void> {
+    this.#settled ??= (async () => {
+      this.stream.destroy();
+      await this.fh.close().catch(() => undefined);
+      await this.hooks.discard();
+    })();
+    return this.#settled.catch(() => undefined);
+  }
+
+  async #commit(): Promise<void> {
+    try {
+      if (!this.stream.writableEnded) this.stream.end();
+      await finished(this.stream);
+      if (this.#failure) throw this.#failure;
+      await this.hooks.commit(this.stream.position);
+    } catch (error) {
+      this.#failure ??= toStorageError(error);
+      this.stream.destroy();
+      await this.fh.close().catch(() => undefined);
+      await this.hooks.discard();
+      throw this.#failure;
+    }
+  }
+}

@@ -1,0 +1,91 @@
+import type { Readable, Writable } from 'node:stream';
+
+/**
+ * A path as the FTP client sees it: absolute, '/'-separated, normalised, never
+ * containing '.', '..', empty segments or NUL. Only `vpath.ts` may mint one, so a
+ * host path can never be passed where a client path is expected (or the reverse).
+ */
+export type VirtualPath = string & { readonly __brand: 'VirtualPath' };
+
+export type FileKind = 'file' | 'dir' | 'link' | 'other';
+
+export interface FileInfo {
+  /** Last path segment (for listings). */
+  name: string;
+  kind: FileKind;
+  /** Bytes; a JS number is exact up to 8 PiB, so files past 4 GiB are safe. */
+  size: number;
+  mtime: Date;
+  /** POSIX permission bits (e.g. 0o644). */
+  mode: number;
+  /** Stable identity for MLSD `unique` (device and inode on local disks). */
+  unique: string;
+  nlink: number;
+}
+
+/** The closed set of storage failures; each maps to exactly one FTP reply. */
+export type StorageErrorKind =
+  | 'not-found'
+  | 'exists'
+  | 'not-a-directory'
+  | 'is-a-directory'
+  | 'not-empty'
+  | 'permission'
+  | 'no-space'
+  | 'quota'
+  | 'invalid-path'
+  | 'outside-jail'
+  | 'io';
+
+export class StorageError extends Error {
+  constructor(
+    readonly kind: StorageErrorKind,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'StorageError';
+  }
+}
+
+export interface WriteOptions {
+  /** Byte offset to start writing at (REST before STOR). Keeps existing bytes before it. */
+  offset?: number;
+  /** Append to an existing file (APPE). */
+  append?: boolean;
+}
+
+/**
+ * An upload in progress. Bytes go to `stream`; `commit()` makes them visible under
+ * the final name (atomic rename for a fresh STOR), `abort()` discards them (a fresh
+ * STOR leaves nothing behind; a resumed one keeps what was written, as the client
+ * asked for resume semantics).
+ */
+export interface Upload {
+  stream: Writable;
+  commit(): Promise<void>;
+  abort(): Promise<void>;
+}
+
+/**
+ * Where one user's bytes live. Every method takes virtual paths relative to the
+ * user's home ('/' is the home). Implementations must keep every operation inside
+ * the home (the jail) and reject with StorageError.
+ */
+export interface Storage {
+  stat(path: VirtualPath): Promise<FileInfo>;
+  /** Entries of a directory, without '.' and '..'. */
+  list(path: VirtualPath, options?: { limit?: number }): Promise<FileInfo[]>;
+  read(path: VirtualPath, options?: { start?: number }): Promise<Readable>;
+  write(path: VirtualPath, options?: WriteOptions): Promise<Upload>;
+  mkdir(path: VirtualPath): Promise<void>;
+  rmdir(path: VirtualPath): Promise<void>;
+  delete(path: VirtualPath): Promise<void>;
+  rename(from: VirtualPath, to: VirtualPath): Promise<void>;
+  /** Optional capability: SITE CHMOD. */
+  chmod?(path: VirtualPath, mode: number): Promise<void>;
+  /** Optional capability: MFMT. */
+  setMtime?(path: VirtualPath, mtime: Date): Promise<void>;
+  /** Optional capability: free bytes for AVBL/ALLO. */
+  available?(path: VirtualPath): Promise<number>;
+}

@@ -1,0 +1,241 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError } from 'commander';
+import { FileUserStore } from '../../src/auth/file-store.js';
+import { CliError, registerUserCommands } from '../../src/cli/user.js';
+
+const ctx = { remoteAddress: '127.0.0.1', secure: true };
+
+let dir: string;
+let n = 0;
+const freshFile = () => join(dir, `users-${++n}.json`);
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'moat-user-cli-'));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+interface RunResult {
+  stdout: string;
+  stderr: string;
+  error?: Error;
+}
+
+/** Run `moat <args>` in process with the given stdin; the users file defaults to `usersFile`. */
+async function run(args: string[], options: { usersFile?: string; stdin?: string; tty?: boolean } = {}): Promise<RunResult> {
+  const result: RunResult = { stdout: '', stderr: '' };
+  const stdin = new PassThrough() as PassThrough & { isTTY?: boolean };
+  if (options.tty) stdin.isTTY = true;
+  stdin.end(options.stdin ?? '');
+  const stdout = new PassThrough().on('data', (c) => (result.stdout += c));
+  const stderr = new PassThrough().on('data', (c) => (result.stderr += c));
+  const program = new Command('moat')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => (result.stdout += s), writeErr: (s) => (result.stderr += s) });
+  registerUserCommands(program, { usersFile: () => options.usersFile ?? '' }, { stdin, stdout, stderr });
+  try {
+    await program.parseAsync(args, { from: 'user' });
+  } catch (err) {
+    result.error = err as Error;
+  }
+  return result;
+}
+
+function assertCliError(r: RunResult, pattern: RegExp): void {
+  assert.ok(r.error instanceof CliError, `expected CliError, got ${r.error}`);
+  assert.equal((r.error as CliError).exitCode, 1);
+  assert.match(r.error.message, pattern);
+}
+
+describe('moat user (in process)', () => {
+  it('add --password-stdin with defaults, then authenticate', async () => {
+    const file = freshFile();
+    const r = await run(['user', 'add', 'alice', '--password-stdin'], { usersFile: file, stdin: 'password-1\n' });
+    assert.equal(r.error, undefined);
+    assert.match(r.stdout, /added user "alice" \(home "alice", permissions "elradfmwMT"\)/);
+    const store = await FileUserStore.open(file);
+    assert.deepEqual(await store.authenticate('alice', 'password-1', ctx), {
+      name: 'alice',
+      home: 'alice',
+      permissions: 'elradfmwMT',
+      enabled: true,
+    });
+  });
+
+  it('add with --home, --perms, --disabled and --users; CRLF is stripped and only the first line read', async () => {
+    const file = freshFile();
+    const r = await run(
+      ['user', 'add', 'cam1', '--home', 'cams/1/', '--perms', 'wl', '--disabled', '--password-stdin', '--users', file],
+      { stdin: 'password-1\r\nsecond line\n' },
+    );
+    assert.equal(r.error, undefined);
+    const store = await FileUserStore.open(file);
+    assert.deepEqual(store.get('cam1'), { name: 'cam1', home: 'cams/1', permissions: 'lw', enabled: false });
+    store.setEnabled('cam1', true);
+    assert.ok(await store.authenticate('cam1', 'password-1', ctx));
+  });
+
+  it('refuses bad homes, permissions, names and duplicates before reading a password', async () => {
+    const file = freshFile();
+    for (const [args, pattern] of [
+      [['--home', '/srv/ftp'], /must be relative/],
+      [['--home', 'a/../../etc'], /must not contain '\.\.'/],
+      [['--perms', 'elrX'], /unknown permission letter "X"/],
+    ] as const) {
+      const r = await run(['user', 'add', 'bob', ...args], { usersFile: file, stdin: 'password-1\n' });
+      assertCliError(r, pattern);
+    }
+    assertCliError(await run(['user', 'add', '--password-stdin', '--', '-bob'], { usersFile: file, stdin: 'password-1\n' }), /invalid user name/);
+    assertCliError(await run(['user', 'add', '.bob', '--password-stdin'], { usersFile: file, stdin: 'password-1\n' }), /invalid user name/);
+    await run(['user', 'add', 'bob', '--password-stdin'], { usersFile: file, stdin: 'password-1\n' });
+    assertCliError(await run(['user', 'add', 'bob'], { usersFile: file }), /already exists/);
+  });
+
+  it('password rules: empty refused, short refused unless --allow-weak-password', async () => {
+    const file = freshFile();
+    assertCliError(await run(['user', 'add', 'a', '--password-stdin'], { usersFile: file, stdin: '\n' }), /empty/);
+    assertCliError(await run(['user', 'add', 'a', '--password-stdin'], { usersFile: file, stdin: '' }), /empty/);
+    assertCliError(await run(['user', 'add', 'a', '--password-stdin'], { usersFile: file, stdin: 'short\n' }), /shorter than 8.*--allow-weak-password/);
+    const r = await run(['user', 'add', 'a', '--password-stdin', '--allow-weak-password'], { usersFile: file, stdin: 'short\n' });
+    assert.equal(r.error, undefined);
+    assert.ok(await (await FileUserStore.open(file)).authenticate('a', 'short', ctx));
+  });
+
+  it('prompts twice on a terminal without echo; a mismatch is an error', async () => {
+    const file = freshFile();
+    const ok = await run(['user', 'add', 'alice'], { usersFile: file, tty: true, stdin: 'password-1\npassword-1\n' });
+    assert.equal(ok.error, undefined);
+    assert.match(ok.stderr, /Password: /);
+    assert.match(ok.stderr, /Repeat password: /);
+    assert.ok(!ok.stderr.includes('password-1'), 'the password is not echoed');
+    assert.ok(!ok.stdout.includes('password-1'));
+    assert.ok(await (await FileUserStore.open(file)).authenticate('alice', 'password-1', ctx));
+
+    const bad = await run(['user', 'add', 'bob'], { usersFile: file, tty: true, stdin: 'password-1\npassword-2\n' });
+    assertCliError(bad, /do not match/);
+    const eof = await run(['user', 'add', 'bob'], { usersFile: file, tty: true, stdin: 'password-1\n' });
+    assertCliError(eof, /cancelled/);
+    assert.equal((await FileUserStore.open(file)).get('bob'), null);
+  });
+
+  it('without a terminal and without --password-stdin, fails with a clear message', async () => {
+    const r = await run(['user', 'add', 'alice'], { usersFile: freshFile(), stdin: 'password-1\n' });
+    assertCliError(r, /not a terminal.*--password-stdin/);
+  });
+
+  it('passwd, disable, enable, del', async () => {
+    const file = freshFile();
+    await run(['user', 'add', 'alice', '--password-stdin'], { usersFile: file, stdin: 'password-1\n' });
+
+    assert.equal((await run(['user', 'passwd', 'alice', '--password-stdin'], { usersFile: file, stdin: 'password-2\n' })).error, undefined);
+    let store = await FileUserStore.open(file);
+    assert.equal(await store.authenticate('alice', 'password-1', ctx), null);
+    assert.ok(await store.authenticate('alice', 'password-2', ctx));
+
+    assert.match((await run(['user', 'disable', 'alice'], { usersFile: file })).stdout, /disabled user "alice"/);
+    assert.equal((await FileUserStore.open(file)).get('alice')?.enabled, false);
+    assert.match((await run(['user', 'enable', 'alice'], { usersFile: file })).stdout, /enabled user "alice"/);
+    assert.equal((await FileUserStore.open(file)).get('alice')?.enabled, true);
+
+    assert.match((await run(['user', 'del', 'alice'], { usersFile: file })).stdout, /deleted user "alice"/);
+    store = await FileUserStore.open(file);
+    assert.deepEqual(store.list(), []);
+
+    for (const verb of ['passwd', 'del', 'show', 'enable', 'disable']) {
+      assertCliError(await run(['user', verb, 'nobody'], { usersFile: file, stdin: 'password-1\n' }), /no user "nobody"/);
+    }
+  });
+
+  it('list and show, as text and JSON, never print the hash', async () => {
+    const file = freshFile();
+    await run(['user', 'add', 'alice', '--perms', 'elr', '--password-stdin'], { usersFile: file, stdin: 'password-1\n' });
+    await run(['user', 'add', 'bob', '--home', '', '--disabled', '--password-stdin'], { usersFile: file, stdin: 'password-2\n' });
+
+    const list = await run(['user', 'list'], { usersFile: file });
+    assert.match(list.stdout, /^NAME\s+ENABLED\s+PERMISSIONS\s+HOME\n/);
+    assert.match(list.stdout, /alice\s+yes\s+elr\s+alice/);
+    assert.match(list.stdout, /bob\s+no\s+elradfmwMT\s+\./);
+
+    const listJson = JSON.parse((await run(['user', 'list', '--json'], { usersFile: file })).stdout);
+    assert.deepEqual(listJson.map((u: { name: string }) => u.name), ['alice', 'bob']);
+
+    const show = await run(['user', 'show', 'alice'], { usersFile: file });
+    assert.match(show.stdout, /permissions:\s+elr/);
+    assert.match(show.stdout, /\+ r  download files/);
+    assert.match(show.stdout, /- w  upload files/);
+    const showJson = JSON.parse((await run(['user', 'show', 'alice', '--json'], { usersFile: file })).stdout);
+    assert.deepEqual(showJson, { name: 'alice', home: 'alice', permissions: 'elr', enabled: true });
+
+    for (const out of [list.stdout, JSON.stringify(listJson), show.stdout, JSON.stringify(showJson)]) {
+      assert.ok(!out.includes('scrypt'), out);
+    }
+    assert.match(await readFile(file, 'utf8'), /scrypt\$/);
+    assert.match((await run(['user', 'list'], { usersFile: freshFile() })).stdout, /no users in /);
+  });
+
+  it('needs a users file from --users or the configuration', async () => {
+    assertCliError(await run(['user', 'list']), /no users file: pass --users FILE/);
+  });
+
+  it('--help of each subcommand lists every flag', async () => {
+    const expected: Record<string, string[]> = {
+      add: ['--home', '--perms', '--disabled', '--password-stdin', '--allow-weak-password', '--users'],
+      passwd: ['--password-stdin', '--allow-weak-password', '--users'],
+      del: ['--users'],
+      list: ['--json', '--users'],
+      show: ['--json', '--users'],
+      enable: ['--users'],
+      disable: ['--users'],
+    };
+    for (const [verb, flags] of Object.entries(expected)) {
+      const r = await run(['user', verb, '--help']);
+      assert.ok(r.error instanceof CommanderError && r.error.code === 'commander.helpDisplayed');
+      for (const flag of flags) assert.ok(r.stdout.includes(flag), `${verb} --help lacks ${flag}`);
+    }
+  });
+});
+
+describe('moat user (spawned)', () => {
+  const entry = fileURLToPath(new URL('./user-cli-entry.ts', import.meta.url));
+
+  function spawnCli(args: string[], stdin: string, env: Record<string, string>) {
+    return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
+        env: { ...process.env, ...env },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (c) => (stdout += c));
+      child.stderr.on('data', (c) => (stderr += c));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stdout, stderr }));
+      child.stdin.end(stdin);
+    });
+  }
+
+  it('pipes a password through --password-stdin, and reports errors as "moat: ..." with exit code 1', async () => {
+    const file = freshFile();
+    const env = { MOAT_USERS_FILE: file };
+    const added = await spawnCli(['user', 'add', 'alice', '--password-stdin'], 'password-1\n', env);
+    assert.equal(added.code, 0, added.stderr);
+    assert.match(added.stdout, /added user "alice"/);
+    assert.ok(await (await FileUserStore.open(file)).authenticate('alice', 'password-1', ctx));
+
+    const dup = await spawnCli(['user', 'add', 'alice', '--password-stdin'], 'password-1\n', env);
+    assert.equal(dup.code, 1);
+    assert.equal(dup.stderr, `moat: user "alice" already exists in ${file}\n`);
+
+    const noTty = await spawnCli(['user', 'passwd', 'alice'], '', env);
+    assert.equal(noTty.code, 1);
+    assert.match(noTty.stderr, /^moat: stdin is not a terminal/);
+  });
+});

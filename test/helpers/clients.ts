@@ -1,0 +1,145 @@
+import { execFile } from 'node:child_process';
+import { connect, type Socket } from 'node:net';
+import { Client } from 'basic-ftp';
+import { PASSWORD, type TestServer } from './server.js';
+
+/** A logged-in basic-ftp client; closed by the caller. */
+export async function ftpClient(t: TestServer, user = 'alice', password = PASSWORD): Promise<Client> {
+  const client = new Client(10_000);
+  await client.access({ host: t.host, port: t.port, user, password });
+  return client;
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function run(cmd: string, args: string[], options: { input?: string; cwd?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      cmd,
+      args,
+      { cwd: options.cwd, timeout: options.timeoutMs ?? 30_000, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+    if (options.input !== undefined) child.stdin!.end(options.input);
+  });
+}
+
+export function ftpUrl(t: TestServer, path = '/'): string {
+  const host = t.host.includes(':') ? `[${t.host}]` : t.host;
+  return `ftp://${host}:${t.port}${path}`;
+}
+
+/** Raw control connection for protocol probes: send lines, read replies. */
+export class RawClient {
+  private buffer = '';
+  private waiters: Array<() => void> = [];
+  closed = false;
+
+  private constructor(readonly socket: Socket) {
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => {
+      this.buffer += d;
+      this.wake();
+    });
+    socket.on('close', () => {
+      this.closed = true;
+      this.wake();
+    });
+    socket.on('error', () => undefined);
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  static async connect(port: number, host = '127.0.0.1', localAddress?: string): Promise<RawClient> {
+    const socket = connect({ port, host, localAddress });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    return new RawClient(socket);
+  }
+
+  write(data: string | Buffer): void {
+    this.socket.write(data);
+  }
+
+  /** Read one complete reply (multi-line aware). Returns '' if the socket closed first. */
+  async reply(timeoutMs = 10_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const r = takeReply(this.buffer);
+      if (r) {
+        this.buffer = this.buffer.slice(r.length);
+        return r.trimEnd();
+      }
+      if (this.closed) return '';
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no reply within ${timeoutMs} ms; buffer: ${JSON.stringify(this.buffer)}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  async cmd(line: string): Promise<string> {
+    this.write(line + '\r\n');
+    return this.reply();
+  }
+
+  async login(user = 'alice', password = PASSWORD): Promise<void> {
+    await this.cmd(`USER ${user}`);
+    const r = await this.cmd(`PASS ${password}`);
+    if (!r.startsWith('230')) throw new Error(`login failed: ${r}`);
+  }
+
+  /** Wait for the server to close the connection. */
+  async waitClosed(timeoutMs = 10_000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.closed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    return this.closed;
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+function takeReply(buf: string): string | undefined {
+  let pos = 0;
+  let first: string | undefined;
+  for (;;) {
+    const nl = buf.indexOf('\n', pos);
+    if (nl < 0) return undefined;
+    const line = buf.slice(pos, nl).replace(/\r$/, '');
+    pos = nl + 1;
+    if (first === undefined) {
+      if (!/^\d{3}[ -]/.test(line)) return buf.slice(0, pos);
+      first = line.slice(0, 3);
+      if (line[3] === ' ') return buf.slice(0, pos);
+    } else if (line.startsWith(first + ' ')) return buf.slice(0, pos);
+  }
+}
+
+/** Parse "227 Entering Passive Mode (h,h,h,h,p,p)" or "229 ... (|||port|)". */
+export function passivePort(reply: string): number {
+  const epsv = /\(\|\|\|(\d+)\|\)/.exec(reply);
+  if (epsv) return Number(epsv[1]);
+  const pasv = /\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)/.exec(reply);
+  if (!pasv) throw new Error(`not a passive reply: ${reply}`);
+  return Number(pasv[5]) * 256 + Number(pasv[6]);
+}
