@@ -1,0 +1,50 @@
+// Moat itself, started from the working tree exactly as a user would (node --import tsx src/cli/main.ts).
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { PASSWORD } from '../lib/setup.js';
+import { PROJECT_DIR, run, tail } from '../lib/util.js';
+import { HOST, type Ctx, type Driver, type Launch } from './types.js';
+
+const MAIN = path.join(PROJECT_DIR, 'src', 'cli', 'main.ts');
+
+function cli(args: string[], input?: string): ReturnType<typeof run> {
+  return run(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: PROJECT_DIR, input, timeoutMs: 120_000 });
+}
+
+export const moat: Driver = {
+  name: 'moat',
+  async prepare(ctx: Ctx): Promise<Launch> {
+    if (!existsSync(MAIN)) throw new Error('src/cli/main.ts does not exist yet');
+    const users = path.join(ctx.runDir, 'users.toml');
+    rmSync(users, { force: true });
+    const add = cli(['user', 'add', 'bench', '--password-stdin', '--users', users, '--home', '.', '--perms', 'elradfmwMT'], `${PASSWORD}\n`);
+    if (add.code !== 0) throw new Error(`moat user add failed (exit ${add.code}): ${tail(add.stderr || add.stdout, 3)}`);
+    const help = cli(['serve', '--help']);
+    const hasTls = /--tls-cert/.test(help.stdout + help.stderr);
+    const args = [
+      '--import', 'tsx', MAIN, 'serve',
+      '--listen', `${HOST}:${ctx.port}`,
+      '--root', ctx.ds.root,
+      '--users', users,
+      '--pasv-ports', `${ctx.pasvMin}-${ctx.pasvMax}`,
+      '--log-level', 'warn',
+    ];
+    if (hasTls) args.push('--tls-cert', ctx.cert.cert, '--tls-key', ctx.cert.key);
+    let version = '?';
+    try {
+      version = (JSON.parse(readFileSync(path.join(PROJECT_DIR, 'package.json'), 'utf8')) as { version: string }).version;
+    } catch {
+      /* keep ? */
+    }
+    return {
+      cmd: process.execPath,
+      args,
+      cwd: PROJECT_DIR,
+      user: 'bench',
+      password: PASSWORD,
+      tls: hasTls ? true : '`moat serve` has no --tls-cert option yet',
+      version: `moat ${version} (working tree, tsx) on Node ${process.version}`,
+      notes: ['scrypt password file, jailed LocalStorage'],
+    };
+  },
+};
