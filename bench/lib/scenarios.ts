@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import type { Running } from '../peers/types.js';
 import { HOST } from '../peers/types.js';
 import { sha1File, type DataSet, type Loadgen, type Cert } from './setup.js';
-import { log, median, runAsync, sleep, track, treeCpu, treeMem } from './util.js';
+import { median, runAsync, sleep, track, treeCpu, treeMem } from './util.js';
 
 export const SCENARIOS = ['idle_mem', 'retr_1g', 'stor_1g', 'retr_1g_tls', 'small_files', 'connect_login', 'list_10k'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
@@ -356,4 +356,3 @@ export function describe(r: Result): string {
   return (r.ok ? '' : 'FAILED: ') + parts.join(', ');
 }
 
-export { log };

@@ -182,7 +182,6 @@ export class Session {
 
   private onLine(text: string): void {
     if (this.closed) return;
-    this.oversizeLines = 0;
     const verb = text.trimStart().split(' ', 1)[0]!.toUpperCase();
     if (this.transfer && this.server.commands.get(verb)?.duringTransfer) {
       this.run(text);

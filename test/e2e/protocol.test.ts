@@ -1,0 +1,230 @@
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { passivePort, RawClient } from '../helpers/clients.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+
+describe('control connection protocol', () => {
+  let t: TestServer;
+  before(async () => {
+    t = await startServer({ config: { limits: { max_line_length: 512, max_oversize_lines: 2 } } });
+  });
+  after(() => t.close());
+
+  async function greeted(): Promise<RawClient> {
+    const c = await RawClient.connect(t.port);
+    const greeting = await c.reply();
+    assert.match(greeting, /^220 /);
+    return c;
+  }
+
+  test('greeting carries the banner and no version', async () => {
+    const c = await greeted();
+    c.close();
+    const c2 = await RawClient.connect(t.port);
+    const g = await c2.reply();
+    assert.equal(g, '220 Moat FTP server ready.');
+    assert.doesNotMatch(g, /\d+\.\d+/);
+    c2.close();
+  });
+
+  test('commands before login get 530, pre-login commands are answered', async () => {
+    const c = await greeted();
+    for (const cmd of ['PWD', 'CWD /', 'LIST', 'RETR x', 'STOR x', 'PASV', 'DELE x', 'SITE CHMOD 777 x', 'MKD x', 'STAT']) {
+      assert.match(await c.cmd(cmd), /^530 /, cmd);
+    }
+    assert.match(await c.cmd('NOOP'), /^200 /);
+    assert.match(await c.cmd('SYST'), /^215 UNIX/);
+    assert.match(await c.cmd('FEAT'), /^211-Features:[\s\S]*\n211 End$/);
+    assert.match(await c.cmd('HELP'), /^214-/);
+    assert.match(await c.cmd('OPTS UTF8 ON'), /^200 /);
+    c.close();
+  });
+
+  test('reply codes: unknown 500, unimplemented 502, wrong state 503, bad argument 501', async () => {
+    const c = await greeted();
+    assert.match(await c.cmd('BOGUS'), /^500 /);
+    assert.match(await c.cmd('SMNT /x'), /^502 /);
+    assert.match(await c.cmd('PASS secret'), /^503 /);
+    assert.match(await c.cmd('USER'), /^501 /);
+    await c.login();
+    assert.match(await c.cmd('RNTO x'), /^503 /);
+    assert.match(await c.cmd('NOOP extra'), /^501 /);
+    assert.match(await c.cmd('REST -5'), /^501 /);
+    assert.match(await c.cmd('TYPE Q'), /^501 /);
+    assert.match(await c.cmd('TYPE E'), /^504 /);
+    assert.match(await c.cmd('RETR nothing-here'), /^550 /);
+    assert.match(await c.cmd('USER bob'), /^530 /);
+    c.close();
+  });
+
+  test('pipelined commands are answered strictly in order', async () => {
+    const c = await greeted();
+    c.write(`USER alice\r\nPASS correct horse battery\r\nMKD p\r\nCWD p\r\nPWD\r\nCDUP\r\nRMD p\r\nNOOP\r\n`);
+    const replies = [];
+    for (let i = 0; i < 8; i++) replies.push((await c.reply()).slice(0, 3));
+    assert.deepEqual(replies, ['331', '230', '257', '250', '257', '250', '250', '200']);
+    c.close();
+  });
+
+  test('bare LF ends a line; Telnet IAC sequences are stripped', async () => {
+    const c = await greeted();
+    c.write('NOOP\n');
+    assert.match(await c.reply(), /^200 /);
+    // IAC IP IAC DM before the command (what clients send before ABOR), IAC WILL x inside.
+    c.write(Buffer.concat([Buffer.from([0xff, 0xf4, 0xff, 0xf2]), Buffer.from('NO'), Buffer.from([0xff, 0xfb, 0x01]), Buffer.from('OP\r\n')]));
+    assert.match(await c.reply(), /^200 /);
+    c.close();
+  });
+
+  test('an over-long line is answered 500 and dropped whole; repeated abuse disconnects', async () => {
+    const c = await greeted();
+    // The tail after the limit must not run as a command.
+    c.write('NOOP ' + 'A'.repeat(600) + 'QUIT\r\n');
+    assert.match(await c.reply(), /^500 .*too long/i);
+    assert.match(await c.cmd('NOOP'), /^200 /);
+    c.write('X'.repeat(2000) + '\r\n');
+    assert.match(await c.reply(), /^421 /);
+    assert.ok(await c.waitClosed());
+    const events = t.eventsNamed('security').filter((e) => e.event === 'line-too-long');
+    assert.ok(events.length >= 2);
+  });
+
+  test('NUL or CR inside an argument is refused with 501', async () => {
+    const c = await greeted();
+    await c.login();
+    c.write('MKD a\0b\r\n');
+    assert.match(await c.reply(), /^501 /);
+    c.write('MKD a\rb\r\n');
+    assert.match(await c.reply(), /^501 /);
+    c.close();
+  });
+
+  test('multi-line replies follow RFC 959 framing', async () => {
+    const c = await greeted();
+    await c.login();
+    const stat = await c.cmd('STAT');
+    const lines = stat.split('\r\n');
+    assert.match(lines[0]!, /^211-/);
+    assert.match(lines.at(-1)!, /^211 /);
+    for (const middle of lines.slice(1, -1)) assert.doesNotMatch(middle, /^\d{3}[ -]/);
+    c.close();
+  });
+
+  test('ABOR and STAT are answered while a transfer runs', async () => {
+    await writeFile(join(t.root, 'slow.bin'), Buffer.alloc(64 * 1024 * 1024, 1));
+    const c = await greeted();
+    await c.login();
+    assert.match(await c.cmd('TYPE I'), /^200 /);
+    const port = passivePort(await c.cmd('EPSV'));
+    const data = connect({ port, host: '127.0.0.1' });
+    data.pause(); // do not read: the transfer stalls on backpressure and stays "in progress"
+    await new Promise((r) => data.once('connect', r));
+    assert.match(await c.cmd('RETR slow.bin'), /^150 /);
+    const stat = await c.cmd('STAT');
+    assert.match(stat, /^213 .*RETR \/slow\.bin/);
+    c.write('ABOR\r\n');
+    assert.match(await c.reply(), /^426 /);
+    assert.match(await c.reply(), /^226 /);
+    data.destroy();
+    assert.match(await c.cmd('NOOP'), /^200 /);
+    const transfer = t.eventsNamed('download').at(-1)!;
+    assert.equal(transfer.result, 'aborted');
+    c.close();
+  });
+
+  test('a vanished client mid-transfer leaves the server serving others', async () => {
+    const c = await greeted();
+    await c.login();
+    const port = passivePort(await c.cmd('PASV'));
+    const data = connect({ port, host: '127.0.0.1' });
+    await new Promise((r) => data.once('connect', r));
+    c.write('RETR slow.bin\r\n');
+    await c.reply();
+    c.close();
+    data.destroy();
+    const other = await greeted();
+    await other.login();
+    assert.match(await other.cmd('PWD'), /^257 /);
+    other.close();
+  });
+
+  test('QUIT says goodbye and closes', async () => {
+    const c = await greeted();
+    assert.match(await c.cmd('QUIT'), /^221 /);
+    assert.ok(await c.waitClosed());
+  });
+});
+
+describe('data connection security', () => {
+  let t: TestServer;
+  before(async () => {
+    t = await startServer();
+    await writeFile(join(t.root, 'secret.txt'), 'top secret');
+  });
+  after(() => t.close());
+
+  test('a passive connection from another address is refused and logged', async () => {
+    const c = await RawClient.connect(t.port);
+    await c.reply();
+    await c.login();
+    const port = passivePort(await c.cmd('EPSV'));
+    const thief = connect({ port, host: '127.0.0.1', localAddress: '127.0.0.2' });
+    const got: Buffer[] = [];
+    thief.on('data', (d) => got.push(d));
+    thief.on('error', () => undefined);
+    await new Promise((r) => thief.once('close', r));
+    assert.equal(Buffer.concat(got).length, 0);
+    const refused = t.eventsNamed('security').find((e) => e.event === 'data-connection-refused');
+    assert.ok(refused, 'security event');
+    assert.match(refused.detail ?? '', /127\.0\.0\.2/);
+    // The rightful client still gets its file through the same listener.
+    const data = connect({ port, host: '127.0.0.1' });
+    const body: Buffer[] = [];
+    data.on('data', (d) => body.push(d));
+    const closed = new Promise((r) => data.once('close', r));
+    assert.match(await c.cmd('RETR secret.txt'), /^150 /);
+    assert.match(await c.reply(), /^226 /);
+    await closed;
+    assert.equal(Buffer.concat(body).toString(), 'top secret');
+    c.close();
+  });
+
+  test('PORT and EPRT to another address or a low port are refused', async () => {
+    const c = await RawClient.connect(t.port);
+    await c.reply();
+    await c.login();
+    assert.match(await c.cmd('PORT 127,0,0,2,200,10'), /^504 /);
+    assert.match(await c.cmd('PORT 10,0,0,1,200,10'), /^504 /);
+    assert.match(await c.cmd('PORT 127,0,0,1,0,21'), /^504 /);
+    assert.match(await c.cmd('EPRT |1|127.0.0.3|50000|'), /^504 /);
+    assert.match(await c.cmd('EPRT |2|::1|50000|'), /^504 /);
+    assert.match(await c.cmd('EPRT |3|x|1|'), /^522 /);
+    assert.match(await c.cmd('PORT 127,0,0,1,200,10'), /^200 /);
+    const bounces = t.eventsNamed('security').filter((e) => e.event === 'bounce-attempt');
+    assert.equal(bounces.length, 5);
+    c.close();
+  });
+
+  test('one pending passive listener per session: a new PASV closes the old one', async () => {
+    const c = await RawClient.connect(t.port);
+    await c.reply();
+    await c.login();
+    const first = passivePort(await c.cmd('PASV'));
+    const before = t.server.context.passive.open;
+    for (let i = 0; i < 50; i++) await c.cmd('PASV');
+    assert.equal(t.server.context.passive.open, before);
+    const refused = await new Promise<boolean>((resolve) => {
+      const s = connect({ port: first, host: '127.0.0.1' });
+      s.once('error', () => resolve(true));
+      s.once('connect', () => {
+        s.destroy();
+        resolve(false);
+      });
+    });
+    assert.ok(refused, 'old passive port is closed');
+    c.close();
+  });
+});
