@@ -27,9 +27,10 @@ const USAGE = `npm run bench -- [options]
   --quick             under 3 minutes: 256 MiB file, 3 s loads, 1 run
   --big               idle_mem also with 10,000 connections
   --json FILE         also write the JSON lines to FILE
-  --client-ip IP      loopback source address of the load generator (default 127.0.0.2)`;
+  --client-ip IP      loopback source address of the load generator (default 127.0.0.2)
+  --sys-crypt METHOD  hash of the C servers' local user: yescrypt (Debian 12's default) or sha512`;
 
-function options(): { opts: Opts; scenarios: Scenario[]; peers: string[]; json?: string; bigMiB: number } {
+function options(): { opts: Opts; scenarios: Scenario[]; peers: string[]; json?: string; bigMiB: number; crypt: 'yescrypt' | 'sha512' } {
   const { values } = parseArgs({
     options: {
       scenarios: { type: 'string' },
@@ -40,6 +41,7 @@ function options(): { opts: Opts; scenarios: Scenario[]; peers: string[]; json?:
       big: { type: 'boolean', default: false },
       json: { type: 'string' },
       'client-ip': { type: 'string', default: '127.0.0.2' },
+      'sys-crypt': { type: 'string', default: 'yescrypt' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -82,12 +84,17 @@ function options(): { opts: Opts; scenarios: Scenario[]; peers: string[]; json?:
     listReps: quick ? 3 : 5,
     clientIp: values['client-ip'],
   };
-  return { opts, scenarios, peers, json: values.json, bigMiB: quick ? 256 : 1024 };
+  const crypt = values['sys-crypt'];
+  if (crypt !== 'yescrypt' && crypt !== 'sha512') {
+    console.error(`--sys-crypt must be yescrypt or sha512\n\n${USAGE}`);
+    process.exit(2);
+  }
+  return { opts, scenarios, peers, json: values.json, bigMiB: quick ? 256 : 1024, crypt };
 }
 
 async function main(): Promise<void> {
   hookExit();
-  const { opts, scenarios, peers, json, bigMiB } = options();
+  const { opts, scenarios, peers, json, bigMiB, crypt } = options();
   if (process.getuid?.() !== 0) log('warning: not root; the C servers need root (they switch to the login user)');
   const started = Date.now();
   log(`scenarios ${scenarios.join(', ')}; servers ${peers.join(', ')}; ${opts.runs} run(s), ${opts.loadSecs}s loads${opts.quick ? ' (quick)' : ''}`);
@@ -99,7 +106,7 @@ async function main(): Promise<void> {
   const skipReasons = new Map<string, string>();
   if (peers.some((p) => C_SERVERS.has(p))) {
     try {
-      owner = ensureSysUser(path.join(dataBase(), 'root'));
+      owner = ensureSysUser(path.join(dataBase(), 'root'), crypt);
     } catch (e) {
       for (const p of peers) if (C_SERVERS.has(p)) skipReasons.set(p, `no local user ${SYS_USER}: ${(e as Error).message}`);
     }
@@ -120,6 +127,7 @@ async function main(): Promise<void> {
     try {
       log(`${d.name}: preparing`);
       const launch = await d.prepare(ctx);
+      if (C_SERVERS.has(d.name)) launch.notes = [...(launch.notes ?? []), `${SYS_USER}'s password hash: ${crypt}`];
       const srv = await startServer(d.name, ctx, launch);
       running.push(srv);
     } catch (e) {

@@ -241,7 +241,7 @@ export const SYS_USER = 'benchftp';
 export const PASSWORD = 'Bench-Pass-4711';
 
 /** Create (or update) the local user the C servers log in, home = the served folder. */
-export function ensureSysUser(home: string): { uid: number; gid: number } {
+export function ensureSysUser(home: string, crypt: 'yescrypt' | 'sha512'): { uid: number; gid: number } {
   let r = run('id', ['-u', SYS_USER]);
   if (r.code !== 0) {
     log(`useradd ${SYS_USER} (home ${home})`);
@@ -250,7 +250,7 @@ export function ensureSysUser(home: string): { uid: number; gid: number } {
   } else {
     run('usermod', ['-d', home, SYS_USER]);
   }
-  r = run('chpasswd', [], { input: `${SYS_USER}:${PASSWORD}\n` });
+  r = run('chpasswd', ['-c', crypt.toUpperCase()], { input: `${SYS_USER}:${PASSWORD}\n` });
   if (r.code !== 0) throw new Error(`chpasswd failed: ${tail(r.stderr, 2)}`);
   const uid = Number(run('id', ['-u', SYS_USER]).stdout.trim());
   const gid = Number(run('id', ['-g', SYS_USER]).stdout.trim());

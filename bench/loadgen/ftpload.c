@@ -530,7 +530,7 @@ static int run_workers(const char *mode, void *(*fn)(void *), const char *extra)
   qsort(all, nlat, sizeof(double), cmp_d);
   double el = t_end - t_start;
   printf("{\"mode\":\"%s\",\"ok\":true,\"clients\":%d,\"ready\":%ld,\"done\":%ld,\"secs\":%.3f,\"rate\":%.1f,\"reconnects\":%ld,", mode, n, ready,
-         done, el, done / el, reconn);
+         done, el, el > 0 ? done / el : 0.0, reconn);
   printf("\"p50_ms\":%.3f,\"p99_ms\":%.3f,", nlat ? all[nlat / 2] * 1e3 : -1.0, nlat ? all[(size_t)(nlat * 0.99)] * 1e3 : -1.0);
   if (extra) printf("%s", extra);
   print_errs();

@@ -1,0 +1,41 @@
+/**
+ * Moat as a library. The whole embedder contract is here: give a UserStore
+ * (who may log in) and optionally a StorageFactory (where their bytes live),
+ * listen, and subscribe to events.
+ */
+import { validateConfig } from './config/load.js';
+import type { MoatConfig } from './config/schema.js';
+import { attachLogger, createLogger } from './observe/logger.js';
+import type { StorageFactory } from './server/context.js';
+import { MoatServer } from './server/server.js';
+import type { UserStore } from './auth/types.js';
+
+export interface CreateServerOptions {
+  /** Configuration as in moat.toml (snake_case keys); omitted keys take their defaults. */
+  config?: Record<string, unknown>;
+  users: UserStore;
+  /** Default: LocalStorage under `config.root`, one home per user. */
+  storage?: StorageFactory;
+  /** Log JSON lines with pino at config.log_level (default: false, the embedder listens to events). */
+  log?: boolean;
+}
+
+export function createServer(options: CreateServerOptions): MoatServer {
+  const config: MoatConfig = validateConfig(options.config ?? {});
+  const server = new MoatServer({ config, users: options.users, ...(options.storage ? { storage: options.storage } : {}) });
+  if (options.log) attachLogger(server.events, createLogger({ level: config.log_level, file: config.log_file || undefined }));
+  return server;
+}
+
+export { MoatServer } from './server/server.js';
+export type { StorageFactory } from './server/context.js';
+export { MoatEvents, type MoatEventMap, type Actor, type TransferEvent } from './observe/events.js';
+export type { User, UserStore, AuthContext, PermissionLetter, TlsPolicy, DataSessionPolicy } from './auth/types.js';
+export { ALL_PERMISSIONS, READ_ONLY_PERMISSIONS } from './auth/types.js';
+export { FileUserStore } from './auth/file-store.js';
+export { hashPassword, verifyPassword } from './auth/password.js';
+export type { Storage, FileInfo, FileKind, Upload, WriteOptions, VirtualPath, StorageErrorKind } from './storage/types.js';
+export { StorageError } from './storage/types.js';
+export { LocalStorage } from './storage/local.js';
+export { ConfigError, validateConfig, loadConfig } from './config/load.js';
+export type { MoatConfig } from './config/schema.js';

@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { test } from 'node:test';
+import { ConfigError, loadConfig, validateConfig } from '../src/config/load.js';
+import { configSchema } from '../src/config/schema.js';
+
+/** Every leaf key of the schema, dotted, including optional keys without defaults. */
+function leafKeys(): string[] {
+  const keys: string[] = [];
+  const defaults = configSchema.parse({}) as Record<string, unknown>;
+  for (const [k, v] of Object.entries(defaults)) {
+    if (v && typeof v === 'object' && !Array.isArray(v)) keys.push(...Object.keys(v).map((sub) => `${k}.${sub}`));
+    else keys.push(k);
+  }
+  return [...keys, 'tls.control', 'tls.data'];
+}
+
+test('every option is documented in docs/configuration.md and shown in moat.example.toml', async () => {
+  const docs = await readFile(new URL('../docs/configuration.md', import.meta.url), 'utf8');
+  const example = await readFile(new URL('../moat.example.toml', import.meta.url), 'utf8');
+  for (const key of leafKeys()) {
+    assert.ok(docs.includes('`' + key + '`'), `${key} missing from docs/configuration.md`);
+    const name = key.split('.').at(-1)!;
+    assert.match(example, new RegExp(`^#? ?${name} = `, 'm'), `${key} missing from moat.example.toml`);
+  }
+});
+
+test('the example config validates', async () => {
+  const config = await loadConfig(new URL('../moat.example.toml', import.meta.url).pathname);
+  assert.equal(config.passive.ports, '40000-40999');
+});
+
+test('errors name the key and the reason; unknown keys are errors', () => {
+  const attempt = (raw: Record<string, unknown>) => {
+    try {
+      validateConfig(raw);
+      return [];
+    } catch (e) {
+      assert.ok(e instanceof ConfigError);
+      return e.problems;
+    }
+  };
+  assert.deepEqual(attempt({ bogus: 1 }), ['bogus: unknown key']);
+  assert.deepEqual(attempt({ passive: { extra: true } }), ['passive.extra: unknown key']);
+  assert.match(attempt({ passive: { ports: '80-90' } })[0]!, /^passive\.ports: /);
+  assert.match(attempt({ listen: ['nowhere'] })[0]!, /^listen\.0: .*HOST:PORT/);
+  assert.match(attempt({ timeouts: { idle: -1 } })[0]!, /^timeouts\.idle: /);
+  assert.match(attempt({ guard: { deny: ['10.0.0.0/33'] } })[0]!, /^guard\.deny\.0: /);
+  assert.match(attempt({ passive: { enabled: false }, active: { enabled: false } })[0]!, /at least one/);
+});
