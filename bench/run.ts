@@ -27,10 +27,13 @@ const USAGE = `npm run bench -- [options]
   --quick             under 3 minutes: 256 MiB file, 3 s loads, 1 run
   --big               idle_mem also with 10,000 connections
   --json FILE         also write the JSON lines to FILE
-  --client-ip IP      loopback source address of the load generator (default 127.0.0.2)
-  --sys-crypt METHOD  hash of the C servers' local user: yescrypt (Debian 12's default) or sha512`;
+  --serve             only start the servers and keep them running (for poking at them by hand)
+  --client-ip IP      loopback source address of the load generator (default 127.0.0.1; another
+                      address makes some servers do reverse DNS lookups)
+  --sys-crypt METHOD  hash of the C servers' local user: sha512 (default, 5000 rounds) or yescrypt
+                      (Debian 12's default for passwd, ~50 ms of CPU per login here)`;
 
-function options(): { opts: Opts; scenarios: Scenario[]; peers: string[]; json?: string; bigMiB: number; crypt: 'yescrypt' | 'sha512' } {
+function options(): { opts: Opts; scenarios: Scenario[]; peers: string[]; json?: string; bigMiB: number; crypt: 'yescrypt' | 'sha512'; serve: boolean } {
   const { values } = parseArgs({
     options: {
       scenarios: { type: 'string' },
@@ -40,8 +43,9 @@ function options(): { opts: Opts; scenarios: Scenario[]; peers: string[]; json?:
       quick: { type: 'boolean', default: false },
       big: { type: 'boolean', default: false },
       json: { type: 'string' },
-      'client-ip': { type: 'string', default: '127.0.0.2' },
-      'sys-crypt': { type: 'string', default: 'yescrypt' },
+      'client-ip': { type: 'string', default: '127.0.0.1' },
+      'sys-crypt': { type: 'string', default: 'sha512' },
+      serve: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -89,12 +93,12 @@ function options(): { opts: Opts; scenarios: Scenario[]; peers: string[]; json?:
     console.error(`--sys-crypt must be yescrypt or sha512\n\n${USAGE}`);
     process.exit(2);
   }
-  return { opts, scenarios, peers, json: values.json, bigMiB: quick ? 256 : 1024, crypt };
+  return { opts, scenarios, peers, json: values.json, bigMiB: quick ? 256 : 1024, crypt, serve: values.serve };
 }
 
 async function main(): Promise<void> {
   hookExit();
-  const { opts, scenarios, peers, json, bigMiB, crypt } = options();
+  const { opts, scenarios, peers, json, bigMiB, crypt, serve } = options();
   if (process.getuid?.() !== 0) log('warning: not root; the C servers need root (they switch to the login user)');
   const started = Date.now();
   log(`scenarios ${scenarios.join(', ')}; servers ${peers.join(', ')}; ${opts.runs} run(s), ${opts.loadSecs}s loads${opts.quick ? ' (quick)' : ''}`);
@@ -123,7 +127,7 @@ async function main(): Promise<void> {
       continue;
     }
     const index = DRIVERS.indexOf(d);
-    const ctx: Ctx = { ds, cert, loadgen: lg, ...portsFor(index), runDir: runDirFor(d.name), nofile: 65536 };
+    const ctx: Ctx = { ds, cert, loadgen: lg, ...portsFor(index, d.name), runDir: runDirFor(d.name), nofile: 65536 };
     try {
       log(`${d.name}: preparing`);
       const launch = await d.prepare(ctx);
@@ -135,6 +139,11 @@ async function main(): Promise<void> {
       skipReasons.set(d.name, why);
       log(`${d.name}: skipped: ${why}`);
     }
+  }
+  if (serve) {
+    for (const srv of running) console.log(`${srv.name}: ftp://${srv.user}:${srv.password}@127.0.0.1:${srv.port}/ (pid ${srv.pid}, log ${srv.logFile})`);
+    log('servers are running; Ctrl-C stops them');
+    await new Promise(() => {});
   }
   for (const srv of running) {
     srv.firstLoginMs = await firstLogin(env, srv);
@@ -185,7 +194,7 @@ async function main(): Promise<void> {
     const r = running.find((x) => x.name === name);
     console.log(`- ${name}: ${r ? `${r.version}${r.notes?.length ? ` — ${r.notes.join('; ')}` : ''}` : `skipped: ${skipReasons.get(name)}`}`);
   }
-  console.log(`- load generator: bench/loadgen/ftpload.c (gcc -O2, ${lg.tls ? `OpenSSL ${run('openssl', ['version']).stdout.trim()}` : 'no TLS, curl for FTPS'}), client source ${opts.clientIp}; served folder ${ds.tmpfs ? 'on tmpfs' : 'on disk'}`);
+  console.log(`- load generator: bench/loadgen/ftpload.c (gcc -O2, ${lg.tls ? `${run('openssl', ['version']).stdout.trim().split(' ').slice(0, 2).join(' ')}` : 'no TLS, curl for FTPS'}), client source ${opts.clientIp}; served folder ${ds.tmpfs ? 'on tmpfs' : 'on disk'}`);
   log(`done in ${((Date.now() - started) / 1000).toFixed(0)}s`);
 }
 

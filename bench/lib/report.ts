@@ -11,7 +11,7 @@ interface Row {
 
 function rows(results: Result[]): Row[] {
   const variants = (s: Scenario): (string | undefined)[] => {
-    const v = [...new Set(results.filter((r) => r.scenario === s).map((r) => r.variant))];
+    const v = [...new Set(results.filter((r) => r.scenario === s && !r.skipped).map((r) => r.variant))];
     return v.length ? v : [undefined];
   };
   const out: Row[] = [];
@@ -60,7 +60,9 @@ export function markdown(results: Result[], servers: string[]): string {
   const head = ['scenario', ...servers, 'Moat ÷ best peer', 'best peer'];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`];
   for (const row of rows(results)) {
-    const find = (srv: string): Result | undefined => results.find((r) => r.scenario === row.scenario && r.variant === row.variant && r.server === srv);
+    const find = (srv: string): Result | undefined =>
+      results.find((r) => r.scenario === row.scenario && r.variant === row.variant && r.server === srv) ??
+      results.find((r) => r.scenario === row.scenario && r.server === srv && r.skipped);
     const cells = servers.map((s) => cell(find(s), row.key));
     let best: { srv: string; v: number } | undefined;
     for (const p of peers) {
@@ -85,7 +87,7 @@ export function markdown(results: Result[], servers: string[]): string {
 export function cpuTable(results: Result[], servers: string[]): string {
   const head = ['CPU seconds (server / client)', ...servers];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`];
-  const keys = [...new Set(results.map((r) => `${r.scenario}${r.variant ? `, ${r.variant}` : ''}`))];
+  const keys = [...new Set(results.filter((r) => !r.skipped).map((r) => `${r.scenario}${r.variant ? `, ${r.variant}` : ''}`))];
   for (const k of keys) {
     const cells = servers.map((s) => {
       const r = results.find((x) => `${x.scenario}${x.variant ? `, ${x.variant}` : ''}` === k && x.server === s);

@@ -12,6 +12,7 @@
  *   ftpload exec  -- cmd args...                                         run a command, report its CPU
  *
  * Common: -b srcip (bind client sockets to this loopback address), -t timeout seconds.
+ * Client sockets take their ephemeral ports from 20000-39999 (IP_LOCAL_PORT_RANGE).
  * Every mode prints one JSON line on stdout (idle prints a "ready" line first and then waits for a
  * line on stdin before sending NOOP on every connection). client_cpu_s is getrusage of this process
  * (all threads), or of the children for exec.
@@ -53,7 +54,15 @@ typedef void sess_t;
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
 
+#ifndef IP_LOCAL_PORT_RANGE
+#define IP_LOCAL_PORT_RANGE 51
+#endif
+
 #define DBUF (256 * 1024)
+/* Our own ephemeral ports, kept out of 50000-59999 where the servers bind their passive ports
+ * (and out of 40000-41999 used by the project's tests). Linux >= 6.3; ignored elsewhere. */
+#define PORT_LO 20000
+#define PORT_HI 39999
 
 typedef struct {
   int fd;
@@ -127,6 +136,8 @@ static int tcp_connect(const char *host, int port) {
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  uint32_t range = ((uint32_t)PORT_HI << 16) | PORT_LO;
+  setsockopt(fd, IPPROTO_IP, IP_LOCAL_PORT_RANGE, &range, sizeof range);
   if (opt.src) {
     struct sockaddr_in sa = {.sin_family = AF_INET};
     setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
@@ -332,17 +343,6 @@ static int drain(conn_t *d, drain_t *out, int count) {
   return 0;
 }
 
-static void json_tls(conn_t *d) {
-#ifndef NO_TLS
-  if (d->ssl) {
-    printf(",\"tls_version\":\"%s\",\"cipher\":\"%s\",\"tls_reused\":%s", SSL_get_version(d->ssl), SSL_get_cipher_name(d->ssl),
-           SSL_session_reused(d->ssl) ? "true" : "false");
-  }
-#else
-  (void)d;
-#endif
-}
-
 static int fail_json(const char *mode, const char *what, conn_t *c, int code) {
   char safe[256];
   size_t k = 0;
@@ -369,14 +369,20 @@ static int mode_retr(void) {
   drain_t dr;
   if (drain(&d, &dr, 0) < 0) return fail_json("retr", "data read", &c, -1);
   double t1 = now();
+  /* Close our side first (TLS close_notify): vsftpd and ProFTPD wait for it before sending 226. */
+  char tlsinfo[200] = "";
+#ifndef NO_TLS
+  if (d.ssl)
+    snprintf(tlsinfo, sizeof tlsinfo, ",\"tls_version\":\"%s\",\"cipher\":\"%s\",\"tls_reused\":%s", SSL_get_version(d.ssl), SSL_get_cipher_name(d.ssl),
+             SSL_session_reused(d.ssl) ? "true" : "false");
+#endif
+  conn_close(&d);
   code = reply(&c);
   double t2 = now();
   if (code != 226 && code != 250) return fail_json("retr", "after RETR", &c, code);
   printf("{\"mode\":\"retr\",\"ok\":true,\"bytes\":%llu,\"secs\":%.6f,\"secs_to_226\":%.6f,\"first_byte_ms\":%.3f,\"mbps\":%.2f",
          (unsigned long long)dr.bytes, t1 - t0, t2 - t0, dr.t_first ? (dr.t_first - t0) * 1e3 : -1.0, dr.bytes / (t1 - t0) / 1e6);
-  json_tls(&d);
-  printf(",\"client_cpu_s\":%.3f}\n", cpu_of(RUSAGE_SELF));
-  conn_close(&d);
+  printf("%s,\"client_cpu_s\":%.3f}\n", tlsinfo, cpu_of(RUSAGE_SELF));
   cmd(&c, "QUIT");
   conn_close(&c);
   return 0;
@@ -424,6 +430,7 @@ static pthread_barrier_t start_bar;
 static double t_start, t_deadline;
 
 typedef struct {
+  int idx;
   long done, reconnects;
   double t_end;
   double *lat;
@@ -439,10 +446,19 @@ static void lat_push(worker_t *w, double v) {
 static void *small_worker(void *arg) {
   worker_t *w = arg;
   conn_t *c = calloc(1, sizeof *c), *d = calloc(1, sizeof *d);
-  int alive = login(c, 0) == 0 && cmd(c, "TYPE I") == 200;
+  /* Log in once, ramped (5 ms apart) so that 200 simultaneous SYNs do not overflow a small listen
+   * backlog (vsftpd's is 32); retried a few times before the timed phase starts. */
+  usleep((useconds_t)w->idx * 5000);
+  int code = -1, alive = 0;
+  for (int attempt = 0; attempt < 3 && !alive; attempt++) {
+    code = login(c, 0);
+    if (code == 0 && (code = cmd(c, "TYPE I")) != 200) conn_close(c);
+    alive = code == 0 || code == 200;
+  }
+  if (!alive) err_code("first-login", code);
   w->ready = alive;
-  pthread_barrier_wait(&start_bar);
-  int code;
+  pthread_barrier_wait(&start_bar); /* all logged in */
+  pthread_barrier_wait(&start_bar); /* t_deadline is set */
   while (now() < t_deadline) {
     if (!alive) {
       w->reconnects++;
@@ -483,6 +499,7 @@ static void *login_worker(void *arg) {
   conn_t *c = calloc(1, sizeof *c);
   w->ready = 1;
   pthread_barrier_wait(&start_bar);
+  pthread_barrier_wait(&start_bar);
   while (now() < t_deadline) {
     double t0 = now();
     int code = login(c, 0);
@@ -511,10 +528,14 @@ static int run_workers(const char *mode, void *(*fn)(void *), const char *extra)
   pthread_attr_init(&at);
   pthread_attr_setstacksize(&at, 256 * 1024);
   pthread_barrier_init(&start_bar, NULL, (unsigned)n + 1);
-  for (int i = 0; i < n; i++) pthread_create(&th[i], &at, fn, &w[i]);
+  for (int i = 0; i < n; i++) {
+    w[i].idx = i;
+    pthread_create(&th[i], &at, fn, &w[i]);
+  }
   pthread_barrier_wait(&start_bar);
   t_start = now();
   t_deadline = t_start + opt.duration;
+  pthread_barrier_wait(&start_bar);
   double cpu0 = cpu_of(RUSAGE_SELF);
   long done = 0, reconn = 0, ready = 0;
   double t_end = t_start;

@@ -15,7 +15,8 @@ const server = new FtpSrv({
   pasv_max: Number(pmax),
   anonymous: false,
   greeting: ['ftp-srv ready'],
-  tls: cert ? { cert: fs.readFileSync(cert), key: fs.readFileSync(key) } : false,
+  // TLS 1.2 at most: ftp-srv's AUTH TLS (a TLSSocket wrapped around the live socket) fails with TLS 1.3.
+  tls: cert ? { cert: fs.readFileSync(cert), key: fs.readFileSync(key), maxVersion: 'TLSv1.2' } : false,
   log: bunyan.createLogger({ name: 'ftp-srv', level: 'fatal' }),
 });
 server.on('login', ({ username, password: pass }, resolve, reject) => {

@@ -28,7 +28,7 @@ export const ftpsrv: Driver = {
       password: PASSWORD,
       tls: true,
       version: `ftp-srv ${version} on Node ${process.version}`,
-      notes: ['no MLSD command'],
+      notes: ['no MLSD command', 'FTPS limited to TLS 1.2 (its AUTH TLS fails the TLS 1.3 handshake)'],
     };
   },
 };

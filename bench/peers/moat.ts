@@ -29,7 +29,18 @@ export const moat: Driver = {
       '--pasv-ports', `${ctx.pasvMin}-${ctx.pasvMax}`,
       '--log-level', 'warn',
     ];
-    if (hasTls) args.push('--tls-cert', ctx.cert.cert, '--tls-key', ctx.cert.key);
+    // Flags that exist in this version of the CLI: state out of the working tree, limits raised
+    // for 200 clients / 10,000 idle connections from one address, TLS optional (plain scenarios too).
+    const has = (flag: string): boolean => new RegExp(`(^|\\s)${flag}(?=[\\s,=<]|$)`, 'm').test(help.stdout + help.stderr);
+    if (has('--state-dir')) args.push('--state-dir', path.join(ctx.runDir, 'state'));
+    if (has('--max-clients')) args.push('--max-clients', '20000');
+    if (has('--max-clients-per-ip')) args.push('--max-clients-per-ip', '20000');
+    if (has('--idle-timeout')) args.push('--idle-timeout', '900');
+    let tls: true | string = '`moat serve` has no --tls-cert option yet';
+    if (hasTls && has('--tls')) {
+      args.push('--tls-cert', ctx.cert.cert, '--tls-key', ctx.cert.key, '--tls', 'optional');
+      tls = true;
+    } else if (hasTls) tls = '`moat serve` has --tls-cert but no --tls optional: plain logins would be refused';
     let version = '?';
     try {
       version = (JSON.parse(readFileSync(path.join(PROJECT_DIR, 'package.json'), 'utf8')) as { version: string }).version;
@@ -42,7 +53,7 @@ export const moat: Driver = {
       cwd: PROJECT_DIR,
       user: 'bench',
       password: PASSWORD,
-      tls: hasTls ? true : '`moat serve` has no --tls-cert option yet',
+      tls,
       version: `moat ${version} (working tree, tsx) on Node ${process.version}`,
       notes: ['scrypt password file, jailed LocalStorage'],
     };

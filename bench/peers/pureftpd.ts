@@ -31,7 +31,7 @@ export const pureftpd: Driver = {
       password: PASSWORD,
       tls: true,
       version: `pure-ftpd ${debVersion('pure-ftpd')}`,
-      notes: ['unix (shadow) login, chroot, limits raised: -c/-C 20000, -L 100000:8'],
+      notes: ['unix (shadow) login, chroot, -c/-C 20000 (but capped at half the passive range: 2,000), -L 100000:8'],
     };
   },
 };

@@ -49,8 +49,13 @@ export interface Running extends Launch {
   stop(): Promise<void>;
 }
 
-export function portsFor(index: number): { port: number; pasvMin: number; pasvMax: number } {
+/**
+ * Server i gets control port 50021 + 1000 i and passive ports 50100-50999 + 1000 i. pure-ftpd caps its
+ * clients at half its passive range, so it gets 56000-59999 instead (2,000 clients at most).
+ */
+export function portsFor(index: number, name: string): { port: number; pasvMin: number; pasvMax: number } {
   const base = 50000 + index * 1000;
+  if (name === 'pure-ftpd') return { port: base + 21, pasvMin: 56000, pasvMax: 59999 };
   return { port: base + 21, pasvMin: base + 100, pasvMax: base + 999 };
 }
 

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { loadConfig } from '../config/load.js';
+import { registerBanCommands } from './ban.js';
+import { registerCertCommands } from './cert.js';
 import { registerServeCommands, usersFileOf } from './serve.js';
 import { CliError, registerUserCommands } from './user.js';
 
@@ -12,6 +14,8 @@ export function buildProgram(): Command {
     .version(pkg.version, '-V, --version', 'print the version')
     .showHelpAfterError();
   registerServeCommands(program);
+  registerCertCommands(program);
+  registerBanCommands(program);
   // Without --users the user commands use the default users file of the default config.
   let defaultUsersFile = '';
   registerUserCommands(program, { usersFile: () => defaultUsersFile });

@@ -22,7 +22,12 @@ export function addServeOptions(cmd: Command): Command {
     .option('--banner <text>', 'greeting text after 220')
     .option('--anonymous', 'allow anonymous read-only logins (user "anonymous" or "ftp")')
     .option('--max-clients <n>', 'most control connections at once (default 1000)', num)
-    .option('--max-clients-per-ip <n>', 'most control connections from one address (default 50)', num);
+    .option('--max-clients-per-ip <n>', 'most control connections from one address (default 50)', num)
+    .option('--tls-cert <file>', 'TLS certificate chain (PEM); enables FTPS (TLS then required by default)')
+    .option('--tls-key <file>', 'TLS private key (PEM)')
+    .option('--tls-self-signed', 'enable FTPS with a self-signed certificate generated once in <state-dir>/tls (needs openssl)')
+    .option('--implicit-listen <host:port>', 'implicit FTPS listener (TLS first, usually port 990), repeatable', collect)
+    .option('--tls <policy>', 'off, optional or required: TLS on control and data connections (default required with a certificate)');
 }
 
 export interface ServeFlags {
@@ -42,6 +47,11 @@ export interface ServeFlags {
   anonymous?: boolean;
   maxClients?: number | string;
   maxClientsPerIp?: number | string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsSelfSigned?: boolean;
+  implicitListen?: string[];
+  tls?: string;
 }
 
 /** Flags as a config tree, with only what was given, so the file keeps the rest. */
@@ -59,6 +69,25 @@ export function flagsToConfig(f: ServeFlags): Record<string, unknown> {
     timeouts: { idle: f.idleTimeout },
     anonymous: { enabled: f.anonymous ? true : undefined },
     limits: { max_clients: f.maxClients, max_clients_per_ip: f.maxClientsPerIp },
+    tls: tlsFlags(f),
   };
   return tree;
+}
+
+/**
+ * TLS flags: --tls sets control and data together (data has no "off": with
+ * control off there is no TLS at all). Asking for TLS (--tls optional|required,
+ * --implicit-listen, --tls-self-signed) without --tls-cert means a self-signed
+ * certificate.
+ */
+function tlsFlags(f: ServeFlags): Record<string, unknown> {
+  const wantsTls = f.tlsSelfSigned || (f.implicitListen?.length ?? 0) > 0 || f.tls === 'optional' || f.tls === 'required';
+  return {
+    cert: f.tlsCert,
+    key: f.tlsKey,
+    implicit_listen: f.implicitListen,
+    control: f.tls,
+    data: f.tls === 'optional' || f.tls === 'required' ? f.tls : undefined,
+    generate_self_signed: !f.tlsCert && wantsTls ? true : undefined,
+  };
 }

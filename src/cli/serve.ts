@@ -5,9 +5,12 @@ import type { Command } from 'commander';
 import { FileUserStore } from '../auth/file-store.js';
 import { ConfigError, loadConfig } from '../config/load.js';
 import type { MoatConfig } from '../config/schema.js';
+import { bansFileOf } from '../guard/bans.js';
+import { dropPrivileges, prepareFor, rootDecision } from '../guard/privileges.js';
 import { attachLogger, createLogger } from '../observe/logger.js';
 import { MoatServer } from '../server/server.js';
 import { addServeOptions, flagsToConfig, type ServeFlags } from './serve-options.js';
+import { isZeroConfigStart, prepareTls, tlsStartupLines, tryCommand, watchTls } from './serve-tls.js';
 import { CliError } from './user.js';
 
 export function usersFileOf(config: MoatConfig): string {
@@ -21,9 +24,18 @@ async function exists(file: string): Promise<boolean> {
   );
 }
 
-async function readConfig(flags: ServeFlags): Promise<MoatConfig> {
+/** Privilege flags (see src/guard/privileges.ts): only `serve` and `check-config` take them. */
+type Flags = ServeFlags & { runAs?: string; allowRoot?: boolean };
+
+function addPrivilegeOptions(cmd: Command): Command {
+  return cmd
+    .option('--run-as <user[:group]>', 'when started as root: bind, then switch to this user (and group)')
+    .option('--allow-root', 'allow running as root on non-loopback listeners without run_as');
+}
+
+async function readConfig(flags: Flags): Promise<MoatConfig> {
   try {
-    return await loadConfig(flags.config, flagsToConfig(flags));
+    return await loadConfig(flags.config, { ...flagsToConfig(flags), run_as: flags.runAs, allow_root: flags.allowRoot ? true : undefined });
   } catch (error) {
     if (error instanceof ConfigError) throw new CliError(`invalid configuration:\n  ${error.problems.join('\n  ')}`);
     throw error;
@@ -44,26 +56,39 @@ async function bootstrapDemo(config: MoatConfig, usersFile: string): Promise<str
 }
 
 export function registerServeCommands(program: Command): void {
-  addServeOptions(program.command('serve').description('run the FTP server (no config file needed: flags or defaults)')).action(
-    async (flags: ServeFlags) => {
+  addPrivilegeOptions(addServeOptions(program.command('serve').description('run the FTP server (no config file needed: flags or defaults)'))).action(
+    async (flags: Flags) => {
       const config = await readConfig(flags);
-      await serve(config);
+      await serve(config, isZeroConfigStart(flags));
     },
   );
-  addServeOptions(program.command('check-config').description('validate the configuration and flags, then exit')).action(
-    async (flags: ServeFlags) => {
+  addPrivilegeOptions(addServeOptions(program.command('check-config').description('validate the configuration and flags, then exit'))).action(
+    async (flags: Flags) => {
       const config = await readConfig(flags);
       process.stdout.write(`configuration ok (${flags.config ?? 'no file'}; root ${resolve(config.root)})\n`);
     },
   );
 }
 
-async function serve(config: MoatConfig): Promise<void> {
+async function serve(config: MoatConfig, zeroConfig = false): Promise<void> {
+  let privileges;
+  try {
+    privileges = rootDecision(config);
+  } catch (error) {
+    throw new CliError((error as Error).message);
+  }
+  if (privileges.action === 'refuse') throw new CliError(privileges.message);
   const log = createLogger({ level: config.log_level, file: config.log_file || undefined });
   const usersFile = usersFileOf(config);
   const demoPassword = await bootstrapDemo(config, usersFile);
+  if (privileges.action === 'drop') {
+    const { runAs } = privileges;
+    const changed = await prepareFor(runAs, { stateDir: config.state_dir, usersFile, bansFile: bansFileOf(config.state_dir), root: config.root });
+    if (changed.length) log.info({ event: 'privileges', chowned: changed, user: runAs.user }, 'files handed to the run_as user');
+  }
   const users = await FileUserStore.open(usersFile);
-  const server = new MoatServer({ config, users });
+  const tls = await prepareTls(config, { zeroConfig, log });
+  const server = new MoatServer({ config, users, ...tls?.serverParts() });
   attachLogger(server.events, log);
 
   // One session's bug must never end the process: log it and keep serving.
@@ -71,18 +96,37 @@ async function serve(config: MoatConfig): Promise<void> {
   process.on('unhandledRejection', (error) => log.error({ event: 'unhandled-rejection', error: String((error as Error)?.stack ?? error) }, 'unhandled rejection'));
 
   const addresses = await server.listen();
+  const implicit = tls ? await tls.attach(server) : [];
+  // Listeners are bound: give up root now, synchronously, before the event loop runs any client's command.
+  if (privileges.action === 'drop') {
+    const { runAs } = privileges;
+    try {
+      dropPrivileges(runAs);
+    } catch (error) {
+      log.fatal({ event: 'privileges', error: String(error) }, 'could not drop privileges');
+      process.exit(1);
+    }
+    log.info({ event: 'privileges', user: runAs.user, uid: runAs.uid, group: runAs.group, gid: runAs.gid }, `running as ${runAs.user}:${runAs.group}`);
+  } else if (privileges.action === 'stay') {
+    log.warn({ event: 'running-as-root', security: true }, privileges.warning);
+    process.stderr.write(`moat: warning: ${privileges.warning}\n`);
+  } else if (config.run_as) {
+    log.warn({ event: 'privileges' }, 'run_as is ignored: Moat was not started as root');
+  }
   const first = addresses[0]!;
   const lines = [`Moat is serving ${resolve(config.root)} on ${addresses.map((a) => `ftp://${a}`).join(', ')}`];
   if (demoPassword) {
     lines.push(
       `Created user "demo" with password: ${demoPassword}`,
       `  (shown once; stored hashed in ${resolve(usersFile)}; change it with: moat user passwd demo --users ${usersFile})`,
-      `Try: curl --user demo:${demoPassword} ftp://${first}/`,
+      `Try: ${tryCommand(tls, 'demo', demoPassword, first)}`,
     );
   } else if (users.list().length === 0) {
     lines.push(`No users yet: add one with  moat user add NAME --users ${usersFile}`);
   }
+  lines.push(...tlsStartupLines(tls, config, implicit, first));
   process.stderr.write(lines.join('\n') + '\n');
+  if (tls) watchTls(tls);
 
   const stop = (signal: string) => {
     log.info({ event: 'shutdown', signal }, 'shutting down');

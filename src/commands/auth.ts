@@ -28,6 +28,12 @@ async function login(session: Session, password: string): Promise<void> {
     : await server.users.authenticate(name, password, { remoteAddress: session.remoteAddress, secure: session.secure });
   if (session.closed) return;
   if (!user) return failed(session, name, 'bad credentials');
+  const verdict = server.guard.checkLogin(session.actor, user);
+  if (!verdict.ok && verdict.kind === 'address') return failed(session, name, 'address not allowed for this user');
+  if (!verdict.ok) {
+    session.send(reply(421, verdict.text));
+    return session.close('user session limit');
+  }
   let storage;
   try {
     storage = await server.storageFor(user);
@@ -92,7 +98,6 @@ export const authCommands: CommandSpec[] = [
     name: 'ACCT',
     syntax: 'ACCT <account>',
     help: 'Accepted for compatibility; accounts are not used.',
-    preLogin: true,
     arg: 'required',
     handler(session) {
       if (session.state !== 'ready') return reply(503, 'Login with USER and PASS first.');
@@ -103,7 +108,6 @@ export const authCommands: CommandSpec[] = [
     name: 'REIN',
     syntax: 'REIN',
     help: 'Log out and start over on the same connection.',
-    preLogin: true,
     arg: 'none',
     handler(session) {
       if (session.user) session.server.events.emit('logout', session.actor);

@@ -86,9 +86,9 @@ export const dataConnCommands: CommandSpec[] = [
       }
       if (a !== '') {
         if (a !== '1' && a !== '2') return reply(501, 'Unknown network protocol.');
-        if (Number(a) !== ipFamily(session.localAddress)) {
-          return reply(522, `Network protocol not supported, use (${ipFamily(session.localAddress)})`);
-        }
+        // RFC 2428 numbers the protocols 1 (IPv4) and 2 (IPv6).
+        const proto = ipFamily(session.localAddress) === 4 ? '1' : '2';
+        if (a !== proto) return reply(522, `Network protocol not supported, use (${proto})`);
       }
       const port = await openPassive(session);
       return reply(229, `Entering Extended Passive Mode (|||${port}|)`);

@@ -1,4 +1,4 @@
-import { reply, type Reply } from '../session/reply.js';
+import { FtpError, reply, type Reply } from '../session/reply.js';
 import type { Session } from '../session/session.js';
 import { statusLines } from './listing.js';
 import type { CommandSpec } from './types.js';
@@ -88,7 +88,12 @@ export const miscCommands: CommandSpec[] = [
     handler(session, arg) {
       const [name = '', ...rest] = arg.trim().split(/\s+/);
       const value = rest.join(' ');
-      switch (name.toUpperCase()) {
+      const option = name.toUpperCase();
+      // Before login only OPTS UTF8 is answered; anything else is refused (and scored) like any other command.
+      if (session.state !== 'ready' && option !== 'UTF8' && option !== 'UTF-8') {
+        throw new FtpError(530, 'Please login with USER and PASS.', { logReason: 'not logged in' });
+      }
+      switch (option) {
         case 'UTF8':
         case 'UTF-8':
           if (value.toUpperCase() === 'ON' || value === '') return reply(200, 'Always in UTF8 mode.');

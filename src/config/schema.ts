@@ -112,8 +112,8 @@ export const configSchema = z.strictObject({
       max_passive_listeners: z.number().int().min(1).max(65_535).default(1000),
       listing_max_entries: z.number().int().min(1).max(10_000_000).default(200_000),
       listing_timeout: seconds(30),
-      commands_per_second: z.number().min(1).max(100_000).default(100),
-      command_burst: z.number().int().min(1).max(100_000).default(400),
+      commands_per_second: z.number().min(1).max(100_000).default(1000),
+      command_burst: z.number().int().min(1).max(100_000).default(2000),
       max_upload_size: z.number().int().min(0).default(0),
     })
     .prefault({}),
@@ -127,7 +127,8 @@ export const configSchema = z.strictObject({
       ban_max_duration: z.number().int().min(1).max(31_536_000).default(604_800),
       allow: z.array(cidr).default([]),
       deny: z.array(cidr).default([]),
-      never_ban: z.array(cidr).default([]),
+      /** Like fail2ban's ignoreip: the host itself is never banned (127.0.0.2 and the rest of 127/8 still can be). */
+      never_ban: z.array(cidr).default(['127.0.0.1', '::1']),
     })
     .prefault({}),
 

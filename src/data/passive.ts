@@ -25,10 +25,13 @@ export class PassivePorts {
   async listen(host: string, options: PassiveOptions): Promise<PassiveListener> {
     if (this.inUse.size >= this.maxListeners) throw new PassiveUnavailable('passive listener cap reached');
     const span = this.max - this.min + 1;
-    const tries = Math.min(span, 64);
-    for (let i = 0; i < tries && this.inUse.size < span; i++) {
-      const port = this.min + randomInt(span);
-      if (this.inUse.has(port)) continue;
+    // Up to 64 bind attempts on distinct random ports that we do not hold (a
+    // blind random pick can miss the one free port of a small range).
+    const tried = new Set<number>();
+    for (let i = 0; i < 64 && this.inUse.size + tried.size < span; i++) {
+      let port = this.min + randomInt(span);
+      while (this.inUse.has(port) || tried.has(port)) port = port === this.max ? this.min : port + 1;
+      tried.add(port);
       this.inUse.add(port);
       try {
         const server = await bind(host, port);
@@ -59,6 +62,8 @@ export interface PassiveOptions {
   allowForeign: boolean;
   timeoutMs: number;
   onForeign(remoteAddress: string): void;
+  /** The client did not connect within `timeoutMs`. */
+  onTimeout?(): void;
 }
 
 /**
@@ -80,7 +85,10 @@ export class PassiveListener {
   ) {
     server.on('connection', (s) => this.onConnection(s));
     server.on('error', () => this.close());
-    this.timer = setTimeout(() => this.fail(new Error('data connection timed out')), options.timeoutMs);
+    this.timer = setTimeout(() => {
+      if (!this.closed) options.onTimeout?.();
+      this.fail(new Error('data connection timed out'));
+    }, options.timeoutMs);
     this.timer.unref();
   }
 

@@ -3,9 +3,12 @@ import { createServer as createNetServer, type Server as NetServer, type Socket 
 import { resolve as resolveHostPath } from 'node:path';
 import type { UserStore } from '../auth/types.js';
 import { buildCommandTable } from '../commands/index.js';
+import { CommandTable } from '../commands/table.js';
 import type { CommandSpec } from '../commands/types.js';
 import { parseHostPort, parsePortRange, type MoatConfig } from '../config/schema.js';
 import { PassivePorts } from '../data/passive.js';
+import { sameHost } from '../data/address.js';
+import { Guard } from '../guard/guard.js';
 import { MoatEvents } from '../observe/events.js';
 import { reply, formatReply } from '../session/reply.js';
 import { Session } from '../session/session.js';
@@ -22,6 +25,9 @@ export interface ServerParts {
   /** Extra command families (TLS adds AUTH/PBSZ/PROT/CCC). */
   commands?: CommandSpec[];
   secureData?: DataSecurer;
+  /** Decorates built-in commands (TLS wraps USER/PASS with its login gate). */
+  wrapCommand?: (spec: CommandSpec) => CommandSpec;
+  dataTlsRequired?: ServerContext['dataTlsRequired'];
 }
 
 interface Bound {
@@ -37,6 +43,7 @@ export class MoatServer {
   readonly events: MoatEvents;
   readonly sessions = new Set<Session>();
   readonly context: ServerContext;
+  readonly guard: Guard;
   private readonly bound: Bound[] = [];
   private closing = false;
 
@@ -45,14 +52,25 @@ export class MoatServer {
     this.events = parts.events ?? new MoatEvents();
     const range = parsePortRange(config.passive.ports)!;
     const root = resolveHostPath(config.root);
+    this.guard = new Guard(config, this.events);
+    // A new ban also ends the banned address's live sessions.
+    this.guard.onBan = (ip) => {
+      for (const s of this.sessions) {
+        if (!sameHost(s.remoteAddress, ip)) continue;
+        s.send(reply(421, 'Your address is temporarily banned.'));
+        s.close('banned');
+      }
+    };
     this.context = {
       config,
       events: this.events,
       users: parts.users,
       storageFor: parts.storage ?? ((user) => LocalStorage.create(root, user.home)),
       passive: new PassivePorts(range.min, range.max, config.limits.max_passive_listeners),
-      commands: buildCommandTable(parts.commands),
+      commands: wrapCommands(buildCommandTable(parts.commands), parts.wrapCommand),
+      guard: this.guard,
       ...(parts.secureData ? { secureData: parts.secureData } : {}),
+      ...(parts.dataTlsRequired ? { dataTlsRequired: parts.dataTlsRequired } : {}),
     };
   }
 
@@ -64,6 +82,7 @@ export class MoatServer {
   async listen(): Promise<string[]> {
     if (!this.context.config.root) throw new Error('root is not set');
     await mkdir(resolveHostPath(this.context.config.root), { recursive: true });
+    await this.guard.start();
     for (const l of this.context.config.listen) {
       const address = typeof l === 'string' ? l : l.address;
       const info: ListenerInfo = {
@@ -107,6 +126,14 @@ export class MoatServer {
       socket.end(formatReply(reply(421, 'Server shutting down.')));
       return undefined;
     }
+    // Limits, allow/deny and bans: before any per-connection allocation and before the greeting.
+    const admission = this.guard.admit(socket.remoteAddress ?? '');
+    if (!admission.ok) {
+      socket.end(formatReply(reply(421, admission.text)));
+      setTimeout(() => socket.destroy(), 1000).unref();
+      return undefined;
+    }
+    socket.once('close', admission.release);
     const session = new Session(this.context, info, socket);
     session.secure = secure;
     this.sessions.add(session);
@@ -126,6 +153,7 @@ export class MoatServer {
   /** Stop accepting, tell every session we are going, and wait for the listeners to close. */
   async close(): Promise<void> {
     this.closing = true;
+    await this.guard.stop();
     for (const s of this.sessions) {
       s.send(reply(421, 'Server shutting down.'));
       s.close('server shutdown', true);
@@ -140,4 +168,8 @@ export class MoatServer {
     );
     this.bound.length = 0;
   }
+}
+
+function wrapCommands(table: CommandTable, wrap: ServerParts['wrapCommand']): CommandTable {
+  return wrap ? new CommandTable(table.specs.map(wrap)) : table;
 }

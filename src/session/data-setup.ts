@@ -28,6 +28,7 @@ export class DataSetup {
   async preparePassive(bindHost: string): Promise<number> {
     this.reset();
     const s = this.session;
+    this.refuseClear();
     const listener = await s.server.passive.listen(bindHost, {
       peerAddress: s.remoteAddress,
       allowForeign: false,
@@ -38,6 +39,7 @@ export class DataSetup {
           event: 'data-connection-refused',
           detail: `passive connection from foreign address ${ip}`,
         }),
+      onTimeout: () => s.server.events.emit('security', { ...s.actor, event: 'data-connect-timeout', detail: 'passive' }),
     });
     if (s.closed) {
       listener.close();
@@ -49,6 +51,7 @@ export class DataSetup {
 
   setActive(host: string, port: number): void {
     this.reset();
+    this.refuseClear();
     this.active = { host, port };
   }
 
@@ -68,9 +71,16 @@ export class DataSetup {
     } catch (error) {
       passive?.close();
       if (error instanceof FtpError) throw error;
+      if (active && /timed out/.test((error as Error).message)) {
+        s.server.events.emit('security', { ...s.actor, event: 'data-connect-timeout', detail: `active ${active.host}:${active.port}` });
+      }
       throw new FtpError(425, "Can't open data connection.", { cause: error, logReason: 'data connection failed' });
     }
     socket.resume();
+    if (s.protection === 'C' && s.server.dataTlsRequired?.(s)) {
+      socket.destroy();
+      this.refuseClear();
+    }
     if (s.protection === 'P') {
       if (!s.server.secureData) {
         socket.destroy();
@@ -79,6 +89,13 @@ export class DataSetup {
       return s.server.secureData(s, socket);
     }
     return socket;
+  }
+
+  /** tls.data = required and PROT C: no data connection in clear (RFC 4217 reply 521). */
+  private refuseClear(): void {
+    if (this.session.protection === 'C' && this.session.server.dataTlsRequired?.(this.session)) {
+      throw new FtpError(521, 'Data connections must be encrypted: send PBSZ 0 and PROT P.', { logReason: 'PROT P required' });
+    }
   }
 
   reset(): void {

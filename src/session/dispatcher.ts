@@ -6,8 +6,8 @@ import { reply, type Reply } from './reply.js';
 import type { Session } from './session.js';
 
 /**
- * Runs one command line through the checks in one fixed order: parse, lookup,
- * state, argument shape, permission, handler. Every failure becomes a reply
+ * Runs one command line through the checks in one fixed order: parse, rate
+ * limit (guard), lookup, state, argument shape, permission, handler. Every failure becomes a reply
  * here, so handlers only throw.
  */
 export async function dispatch(session: Session, line: string): Promise<void> {
@@ -19,6 +19,11 @@ export async function dispatch(session: Session, line: string): Promise<void> {
     session.send(reply(code, text));
   };
 
+  const wait = session.server.guard.commandDelay(session);
+  if (wait > 0) {
+    await new Promise((r) => setTimeout(r, wait).unref());
+    if (session.closed) return;
+  }
   if (verb === '') return refuse(500, 'Empty command.', 'empty command');
   if (!/^[A-Z]{3,4}$/.test(verb)) return refuse(500, 'Syntax error, command unrecognized.', 'malformed verb');
   const spec = session.server.commands.get(verb);

@@ -27,6 +27,7 @@ export class LineReader {
   private len = 0;
   private discarding = false;
   private telnet: TelnetState = 'data';
+  private skipLf = false;
 
   constructor(
     private readonly maxLength: number,
@@ -75,9 +76,21 @@ export class LineReader {
           this.byte(b);
       }
     }
+    // RFC 959 "Synch": clients such as Python's ftplib send "ABOR\r\n" as TCP urgent
+    // data; the urgent LF never reaches a Node socket, so a pending "ABOR\r" is a line.
+    if (this.telnet === 'data' && !this.discarding && this.len === 5 && this.buf[4] === 0x0d &&
+        this.buf.toString('latin1', 0, 4).toUpperCase() === 'ABOR') {
+      this.len = 0;
+      this.skipLf = true;
+      this.events.line('ABOR');
+    }
   }
 
   private byte(b: number): void {
+    if (this.skipLf) {
+      this.skipLf = false;
+      if (b === 0x0a) return;
+    }
     if (b === 0x0a) {
       if (this.discarding) {
         this.discarding = false;

@@ -93,7 +93,8 @@ for (const host of ['127.0.0.1', '::1']) {
     let t: TestServer;
     let local: string;
     before(async () => {
-      t = await startServer({ host });
+      // Wrong passwords and refused uploads score offences; the test's own address must not get banned.
+      t = await startServer({ host, config: { guard: { ban_threshold: 10_000 } } });
       local = await mkdtemp(join(tmpdir(), 'moat-curl-'));
     });
     after(async () => {
@@ -133,11 +134,10 @@ for (const host of ['127.0.0.1', '::1']) {
     }
 
     if (host.includes(':')) {
-      test('PORT cannot carry IPv6: curl with --disable-eprt still gets a working active connection or a clean refusal', async () => {
+      test('--disable-eprt on IPv6: curl still uses EPRT (PORT cannot name an IPv6 address)', async () => {
         const src = join(local, 'v6port.src');
         await writeFile(src, 'v6 active\n');
         const r = await curl(['--ftp-port', '-', '--disable-eprt', '-T', src, ftpUrl(t, '/v6port.txt')]);
-        // curl falls back to EPRT on IPv6; whichever it uses, the upload must land exactly.
         ok(r, 'upload');
         assert.ok(sent(r).some((c) => c.startsWith('EPRT |2|::1|')), sent(r).join(' | '));
         assert.equal(await readFile(join(t.root, 'v6port.txt'), 'utf8'), 'v6 active\n');
@@ -213,6 +213,7 @@ for (const host of ['127.0.0.1', '::1']) {
       assert.ok(sent(r).includes('APPE resume-up.bin'), sent(r).join(' | '));
       assert.deepEqual(await readFile(join(t.root, 'resume-up.bin')), body);
       const ev = t.eventsNamed('upload').at(-1)!;
+      assert.equal(ev.command, 'APPE');
       assert.equal(ev.bytes, body.length - 250_000);
     });
 

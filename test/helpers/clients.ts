@@ -101,6 +101,24 @@ export class RawClient {
     return this.reply();
   }
 
+  /** Run a data command (LIST, RETR, ...) over a fresh EPSV connection; returns the bytes received. */
+  async fetch(command: string): Promise<Buffer> {
+    const port = passivePort(await this.cmd('EPSV'));
+    const data = connect({ port, host: this.socket.remoteAddress! });
+    const chunks: Buffer[] = [];
+    data.on('data', (d: Buffer) => chunks.push(d));
+    const closed = new Promise((r) => data.once('close', r));
+    const opening = await this.cmd(command);
+    if (!opening.startsWith('150')) {
+      data.destroy();
+      throw new Error(`${command}: ${opening}`);
+    }
+    const done = await this.reply();
+    if (!done.startsWith('226')) throw new Error(`${command}: ${done}`);
+    await closed;
+    return Buffer.concat(chunks);
+  }
+
   async login(user = 'alice', password = PASSWORD): Promise<void> {
     await this.cmd(`USER ${user}`);
     const r = await this.cmd(`PASS ${password}`);

@@ -1,0 +1,77 @@
+import type { Command } from 'commander';
+import { ConfigError, loadConfig } from '../config/load.js';
+import { BanStore, bansFileOf, type BanRecord } from '../guard/bans.js';
+import { canonicalIp } from '../guard/networks.js';
+import { CliError } from './user.js';
+
+interface BanFlags {
+  config?: string;
+  stateDir?: string;
+}
+
+/** The ban table of the configured state folder; a running server picks changes up within a second. */
+async function store(flags: BanFlags): Promise<BanStore> {
+  let stateDir: string;
+  try {
+    stateDir = (await loadConfig(flags.config, { state_dir: flags.stateDir })).state_dir;
+  } catch (error) {
+    if (error instanceof ConfigError) throw new CliError(`invalid configuration:\n  ${error.problems.join('\n  ')}`);
+    throw error;
+  }
+  try {
+    return await BanStore.open(bansFileOf(stateDir));
+  } catch (error) {
+    throw new CliError(`${bansFileOf(stateDir)}: ${(error as Error).message}`);
+  }
+}
+
+function ipArg(ip: string): string {
+  const key = canonicalIp(ip);
+  if (!key) throw new CliError(`not an IP address: ${ip}`);
+  return key;
+}
+
+function row(r: BanRecord, now: number): string {
+  const left = Math.max(0, Math.ceil((Date.parse(r.until) - now) / 1000));
+  const state = left > 0 ? `${left}s left` : 'expired';
+  return `${r.ip}\tuntil ${r.until} (${state})\toffence ${r.offences}\t${r.reason}`;
+}
+
+function common(cmd: Command): Command {
+  return cmd
+    .option('-c, --config <file>', 'configuration file, for its state_dir')
+    .option('--state-dir <dir>', 'state folder holding bans.json (default: from the configuration, ./.moat)');
+}
+
+export function registerBanCommands(program: Command): void {
+  const ban = program.command('ban').description('list, add or lift bans (the running server picks changes up within a second)');
+  common(ban.command('list').description('show banned addresses'))
+    .option('--all', 'also show expired bans still remembered for repeat offences')
+    .option('--json', 'print JSON')
+    .action(async (flags: BanFlags & { all?: boolean; json?: boolean }) => {
+      const now = Date.now();
+      const list = (await store(flags)).list(now, flags.all);
+      if (flags.json) process.stdout.write(JSON.stringify(list, null, 2) + '\n');
+      else if (list.length === 0) process.stdout.write('no bans\n');
+      else process.stdout.write(list.map((r) => row(r, now)).join('\n') + '\n');
+    });
+  common(ban.command('add').argument('<ip>', 'IPv4 or IPv6 address').description('ban an address'))
+    .option('--duration <seconds>', 'how long (default 3600)', '3600')
+    .option('--reason <text>', 'why (kept in bans.json and the log)', 'added by moat ban')
+    .action(async (ip: string, flags: BanFlags & { duration: string; reason: string }) => {
+      const key = ipArg(ip);
+      if (!/^\d{1,9}$/.test(flags.duration) || Number(flags.duration) < 1) throw new CliError('--duration: expected a number of seconds >= 1');
+      const bans = await store(flags);
+      const r = bans.ban(key, Number(flags.duration), flags.reason);
+      await bans.save();
+      process.stdout.write(`banned ${r.ip} until ${r.until}\n`);
+    });
+  common(ban.command('del').alias('rm').argument('<ip>', 'IPv4 or IPv6 address').description('lift a ban and forget its history'))
+    .action(async (ip: string, flags: BanFlags) => {
+      const key = ipArg(ip);
+      const bans = await store(flags);
+      if (!bans.remove(key)) throw new CliError(`${key} is not banned`);
+      await bans.save();
+      process.stdout.write(`unbanned ${key}\n`);
+    });
+}

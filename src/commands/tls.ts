@@ -1,0 +1,154 @@
+import { reply, type Reply } from '../session/reply.js';
+import type { Session } from '../session/session.js';
+import type { TlsLayer } from '../tls/layer.js';
+import type { CommandSpec } from './types.js';
+
+const ANONYMOUS_NAMES = new Set(['anonymous', 'ftp']);
+
+const TLS_REQUIRED_TEXT = 'TLS required: use AUTH TLS (or the implicit FTPS port) before logging in; your password was not read.';
+
+/**
+ * RFC 4217 (FTP over TLS): AUTH, PBSZ, PROT, CCC. Registered only when TLS is
+ * configured, so FEAT lists them only then.
+ */
+export function tlsCommands(layer: TlsLayer): CommandSpec[] {
+  const offered = () => layer.policies.offered;
+  return [
+    {
+      name: 'AUTH',
+      syntax: 'AUTH TLS',
+      help: 'Start TLS on the control connection (AUTH SSL is accepted as an alias).',
+      feat: () => (offered() ? 'AUTH TLS' : undefined),
+      preLogin: true,
+      arg: 'required',
+      async handler(session, arg): Promise<Reply | void> {
+        const mechanism = arg.trim().toUpperCase();
+        if (!['TLS', 'SSL', 'TLS-C', 'TLS-P'].includes(mechanism)) return reply(504, 'Unsupported security mechanism; use AUTH TLS.');
+        if (!offered()) return reply(534, 'TLS is disabled on this server.');
+        if (session.secure) return reply(503, 'TLS is already active on this connection.');
+        if (session.state === 'ready') return reply(503, 'AUTH must come before login.');
+        session.send(reply(234, `AUTH ${mechanism === 'SSL' ? 'SSL' : 'TLS'} ok; proceed with the TLS handshake.`));
+        await layer.upgradeControl(session);
+        if (mechanism === 'TLS-P' && session.secure) {
+          session.pbszSeen = true;
+          session.protection = 'P';
+        }
+      },
+    },
+    {
+      name: 'PBSZ',
+      syntax: 'PBSZ 0',
+      help: 'Protection buffer size; always 0 under TLS.',
+      feat: () => (offered() ? 'PBSZ' : undefined),
+      preLogin: true,
+      arg: 'required',
+      handler(session, arg) {
+        if (!session.secure) return reply(503, 'PBSZ needs a TLS connection: send AUTH TLS first.');
+        if (!/^\d{1,10}$/.test(arg.trim())) return reply(501, 'PBSZ takes a number.');
+        session.pbszSeen = true;
+        return reply(200, 'PBSZ=0');
+      },
+    },
+    {
+      name: 'PROT',
+      syntax: 'PROT C | PROT P',
+      help: 'Data channel protection: C (clear) or P (private, TLS).',
+      feat: () => (offered() ? 'PROT' : undefined),
+      preLogin: true,
+      arg: 'required',
+      handler(session, arg) {
+        if (!session.secure) return reply(503, 'PROT needs a TLS connection: send AUTH TLS first.');
+        if (!session.pbszSeen) return reply(503, 'Send PBSZ 0 before PROT.');
+        const level = arg.trim().toUpperCase();
+        switch (level) {
+          case 'P':
+            session.protection = 'P';
+            return reply(200, 'Protection level set to P (private).');
+          case 'C':
+            session.protection = 'C';
+            return reply(200, 'Protection level set to C (clear).');
+          case 'S':
+          case 'E':
+            return reply(504, `PROT ${level} is not supported; use P.`);
+          default:
+            return reply(501, 'Unknown protection level; use C or P.');
+        }
+      },
+    },
+    {
+      name: 'CCC',
+      syntax: 'CCC',
+      help: 'Clear the command channel: refused (passwords and commands stay encrypted).',
+      preLogin: true,
+      arg: 'none',
+      handler(session) {
+        if (!session.secure) return reply(533, 'The command channel is not protected.');
+        if (!layer.config.tls.allow_ccc) return reply(534, 'CCC refused by policy: the control connection stays encrypted.');
+        return reply(502, 'CCC is not supported by this server.');
+      },
+    },
+  ];
+}
+
+/**
+ * The login gate: wraps USER and PASS so that, on a clear control connection
+ * where TLS is required, the login stops at USER (530, a security event) and
+ * PASS never reaches the user store: the password is not read.
+ *
+ * The per-user `tls_control` override is looked up at USER (users.lookup);
+ * an unknown name gets the server's policy, the same reply as a user who
+ * needs TLS, so the gate does not tell which names exist.
+ */
+export function wrapLoginCommand(layer: TlsLayer, spec: CommandSpec): CommandSpec {
+  if (spec.name === 'USER') {
+    return {
+      ...spec,
+      async handler(session, arg) {
+        if (!session.secure && session.state !== 'ready' && arg.trim() !== '') {
+          const name = arg.trim();
+          if (!(await clearLoginAllowed(layer, session, name))) {
+            if (session.closed) return;
+            session.pendingUser = undefined;
+            session.state = 'need-user';
+            session.server.events.emit('security', {
+              ...session.actor,
+              user: name.slice(0, 64),
+              event: 'plaintext-login-refused',
+              detail: 'USER on a clear control connection; TLS required',
+            });
+            return reply(530, TLS_REQUIRED_TEXT);
+          }
+        }
+        return spec.handler(session, arg);
+      },
+    };
+  }
+  if (spec.name === 'PASS') {
+    return {
+      ...spec,
+      handler(session, arg) {
+        if (!session.secure && session.state === 'need-user' && layer.policies.serverControl === 'required') {
+          return reply(530, TLS_REQUIRED_TEXT);
+        }
+        return spec.handler(session, arg);
+      },
+    };
+  }
+  return spec;
+}
+
+async function clearLoginAllowed(layer: TlsLayer, session: Session, name: string): Promise<boolean> {
+  const { config, users } = session.server;
+  if (config.anonymous.enabled && ANONYMOUS_NAMES.has(name.toLowerCase())) {
+    return config.anonymous.allow_plaintext || layer.policies.serverControl !== 'required';
+  }
+  let user = null;
+  if (users.lookup) {
+    try {
+      user = await users.lookup(name);
+    } catch {
+      user = null;
+    }
+  }
+  return layer.policies.control(user) !== 'required';
+}

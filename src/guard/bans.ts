@@ -1,0 +1,169 @@
+import { randomBytes } from 'node:crypto';
+import { chown, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { canonicalIp } from './networks.js';
+
+/** One banned (or once-banned) address. Expired records are kept a while so repeat offences double. */
+export interface BanRecord {
+  ip: string;
+  /** ISO times. */
+  since: string;
+  until: string;
+  /** How many times this address has been banned (1 = first ban). */
+  offences: number;
+  reason: string;
+}
+
+interface BanFile {
+  version: 1;
+  bans: BanRecord[];
+}
+
+export function bansFileOf(stateDir: string): string {
+  return join(stateDir, 'bans.json');
+}
+
+type Stamp = { mtimeMs: number; size: number; ino: number } | null;
+
+async function stampOf(file: string): Promise<Stamp> {
+  try {
+    const s = await stat(file);
+    return { mtimeMs: s.mtimeMs, size: s.size, ino: s.ino };
+  } catch {
+    return null;
+  }
+}
+
+function sameStamp(a: Stamp, b: Stamp): boolean {
+  return a === b || (a !== null && b !== null && a.mtimeMs === b.mtimeMs && a.size === b.size && a.ino === b.ino);
+}
+
+function parse(text: string): Map<string, BanRecord> {
+  const data = JSON.parse(text) as Partial<BanFile>;
+  if (!data || !Array.isArray(data.bans)) throw new Error('bans file: expected {"version":1,"bans":[...]}');
+  const out = new Map<string, BanRecord>();
+  for (const r of data.bans) {
+    const ip = typeof r?.ip === 'string' ? canonicalIp(r.ip) : undefined;
+    if (!ip || Number.isNaN(Date.parse(r.until)) || Number.isNaN(Date.parse(r.since))) continue;
+    out.set(ip, {
+      ip,
+      since: r.since,
+      until: r.until,
+      offences: Number.isInteger(r.offences) && r.offences > 0 ? r.offences : 1,
+      reason: typeof r.reason === 'string' ? r.reason.slice(0, 200) : '',
+    });
+  }
+  return out;
+}
+
+/**
+ * The ban table in `<state_dir>/bans.json`: read at start, written atomically
+ * (temporary file + rename, so a reader never sees half a file), and re-read
+ * when another process (`moat ban`) changed it.
+ */
+export class BanStore {
+  private records: Map<string, BanRecord>;
+  private stamp: Stamp;
+
+  private constructor(
+    readonly file: string,
+    records: Map<string, BanRecord>,
+    stamp: Stamp,
+  ) {
+    this.records = records;
+    this.stamp = stamp;
+  }
+
+  /** Open the table; a missing file is an empty table. A corrupt file throws. */
+  static async open(file: string): Promise<BanStore> {
+    const stamp = await stampOf(file);
+    let records = new Map<string, BanRecord>();
+    if (stamp) records = parse(await readFile(file, 'utf8'));
+    return new BanStore(file, records, stamp);
+  }
+
+  get(ip: string): BanRecord | undefined {
+    const key = canonicalIp(ip);
+    return key ? this.records.get(key) : undefined;
+  }
+
+  /** The record if `ip` is banned at `now`. */
+  active(ip: string, now = Date.now()): BanRecord | undefined {
+    const r = this.get(ip);
+    return r && Date.parse(r.until) > now ? r : undefined;
+  }
+
+  list(now = Date.now(), all = false): BanRecord[] {
+    return [...this.records.values()].filter((r) => all || Date.parse(r.until) > now).sort((a, b) => a.ip.localeCompare(b.ip));
+  }
+
+  /** Ban `ip` for `seconds` from `now`; `offences` defaults to one more than before. */
+  ban(ip: string, seconds: number, reason: string, now = Date.now(), offences?: number): BanRecord {
+    const key = canonicalIp(ip);
+    if (!key) throw new Error(`not an IP address: ${ip}`);
+    const previous = this.records.get(key);
+    const record: BanRecord = {
+      ip: key,
+      since: new Date(now).toISOString(),
+      until: new Date(now + seconds * 1000).toISOString(),
+      offences: offences ?? (previous?.offences ?? 0) + 1,
+      reason: reason.slice(0, 200),
+    };
+    this.records.set(key, record);
+    return record;
+  }
+
+  remove(ip: string): boolean {
+    const key = canonicalIp(ip);
+    return key ? this.records.delete(key) : false;
+  }
+
+  /** Drop expired records older than `keepMs` (after that a new ban starts again at offence 1). */
+  prune(keepMs: number, now = Date.now()): boolean {
+    let changed = false;
+    for (const [ip, r] of this.records) {
+      if (Date.parse(r.until) + keepMs < now) changed = this.records.delete(ip) || changed;
+    }
+    return changed;
+  }
+
+  /** Write the table atomically. When root rewrites the file, the previous owner keeps it. */
+  async save(): Promise<void> {
+    const dir = dirname(this.file);
+    await mkdir(dir, { recursive: true });
+    const body: BanFile = { version: 1, bans: this.list(0, true) };
+    const temp = join(dir, `.bans.json.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+    const handle = await open(temp, 'wx', 0o644);
+    try {
+      await handle.writeFile(JSON.stringify(body, null, 2) + '\n');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    try {
+      if (process.getuid?.() === 0) {
+        const owner = await stat(this.file).catch(() => stat(dir));
+        if (owner.uid !== 0) await chown(temp, owner.uid, owner.gid);
+      }
+      await rename(temp, this.file);
+    } catch (error) {
+      await rm(temp, { force: true });
+      throw error;
+    }
+    this.stamp = await stampOf(this.file);
+  }
+
+  /**
+   * Re-read the file if it changed on disk since we last read or wrote it.
+   * Resolves to the previous records when it did (for diffing), else null.
+   */
+  async reloadIfChanged(): Promise<Map<string, BanRecord> | null> {
+    const now = await stampOf(this.file);
+    if (sameStamp(now, this.stamp)) return null;
+    const next = now ? parse(await readFile(this.file, 'utf8')) : new Map<string, BanRecord>();
+    const previous = this.records;
+    this.records = next;
+    this.stamp = now;
+    return previous;
+  }
+}

@@ -1,0 +1,115 @@
+import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { chmod, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/** A certificate chain and its key, as PEM, with the leaf's SHA-256 fingerprint. */
+export interface CertMaterial {
+  cert: Buffer;
+  key: Buffer;
+  /** SHA-256 fingerprint of the leaf certificate, "AB:CD:...". */
+  fingerprint: string;
+  /** Certificate subject and expiry, for the log. */
+  subject: string;
+  validTo: string;
+}
+
+export class CertError extends Error {
+  override name = 'CertError';
+}
+
+/** Read and check a PEM certificate chain and key. Throws CertError with a readable message. */
+export async function loadCertMaterial(certFile: string, keyFile: string): Promise<CertMaterial> {
+  let cert: Buffer;
+  let key: Buffer;
+  try {
+    cert = await readFile(certFile);
+  } catch (error) {
+    throw new CertError(`cannot read certificate ${certFile} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  try {
+    key = await readFile(keyFile);
+  } catch (error) {
+    throw new CertError(`cannot read key ${keyFile} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  let x509: X509Certificate;
+  try {
+    x509 = new X509Certificate(cert);
+  } catch {
+    throw new CertError(`${certFile}: not a PEM certificate`);
+  }
+  return { cert, key, fingerprint: x509.fingerprint256, subject: x509.subject.replace(/\n/g, ', '), validTo: x509.validTo };
+}
+
+function run(cmd: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { timeout: 60_000 }, (error, _stdout, stderr) => {
+      if (!error) return resolve();
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        return reject(new CertError('the openssl command is needed to generate a certificate (Node cannot sign X.509 itself); install it (e.g. apt-get install openssl) or give --tls-cert/--tls-key'));
+      }
+      reject(new CertError(`openssl failed: ${String(stderr).trim().split('\n').slice(-1)[0] ?? error.message}`));
+    });
+  });
+}
+
+export interface GenerateOptions {
+  /** Common name and DNS/IP subject alternative names. */
+  commonName?: string;
+  altNames?: string[];
+  days?: number;
+}
+
+/**
+ * Generate a self-signed ECDSA P-256 certificate with the `openssl` command
+ * (Node 20 can make keys but cannot sign certificates). The key is written
+ * with mode 0600; both files are written under temporary names and renamed,
+ * so a watcher never sees half a file.
+ */
+export async function generateSelfSigned(certFile: string, keyFile: string, options: GenerateOptions = {}): Promise<CertMaterial> {
+  const cn = options.commonName ?? 'localhost';
+  const alt = options.altNames ?? ['DNS:localhost', 'IP:127.0.0.1', 'IP:::1'];
+  const days = options.days ?? 825;
+  const tmpCert = `${certFile}.tmp-${process.pid}`;
+  const tmpKey = `${keyFile}.tmp-${process.pid}`;
+  const oldUmask = process.umask(0o077);
+  try {
+    await run('openssl', [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-sha256',
+      '-days', String(days), '-subj', `/CN=${cn.replace(/[/\\]/g, '')}`,
+      '-addext', `subjectAltName=${alt.join(',')}`,
+      '-keyout', tmpKey, '-out', tmpCert,
+    ]);
+    await chmod(tmpKey, 0o600);
+    await rename(tmpKey, keyFile);
+    await rename(tmpCert, certFile);
+  } catch (error) {
+    await rm(tmpCert, { force: true });
+    await rm(tmpKey, { force: true });
+    throw error;
+  } finally {
+    process.umask(oldUmask);
+  }
+  return loadCertMaterial(certFile, keyFile);
+}
+
+async function exists(file: string): Promise<boolean> {
+  return stat(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * The embedded default's certificate: `<state_dir>/tls/cert.pem` and
+ * `key.pem`, generated on first start, reused after.
+ */
+export async function ensureSelfSigned(stateDir: string): Promise<{ certFile: string; keyFile: string; created: boolean }> {
+  const dir = join(stateDir, 'tls');
+  const certFile = join(dir, 'cert.pem');
+  const keyFile = join(dir, 'key.pem');
+  if ((await exists(certFile)) && (await exists(keyFile))) return { certFile, keyFile, created: false };
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await generateSelfSigned(certFile, keyFile);
+  return { certFile, keyFile, created: true };
+}

@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { RawClient } from '../helpers/clients.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+
+describe('listings', () => {
+  let t: TestServer;
+  before(async () => {
+    t = await startServer();
+    const big = join(t.root, 'big');
+    await mkdir(big);
+    for (let i = 0; i < 10_000; i += 500) {
+      await Promise.all(Array.from({ length: 500 }, (_, j) => writeFile(join(big, `file-${String(i + j).padStart(5, '0')}.dat`), 'x')));
+    }
+    await writeFile(join(t.root, '.hidden'), 'h');
+    await writeFile(join(t.root, 'visible file.txt'), 'v');
+  });
+  after(() => t.close());
+
+  test('a 10,000-entry folder lists completely (LIST and MLSD) while another session is served', async () => {
+    const client = await RawClient.connect(t.port);
+    await client.reply();
+    await client.login();
+    const other = await RawClient.connect(t.port);
+    await other.reply();
+    await other.login();
+    let answered = 0;
+    let listing = true;
+    const pinger = (async () => {
+      while (listing) {
+        assert.match(await other.cmd('NOOP'), /^200 /);
+        answered++;
+      }
+    })();
+    const list = (await client.fetch('LIST big')).toString().split('\r\n').filter(Boolean);
+    const mlsd = (await client.fetch('MLSD big')).toString().split('\r\n').filter(Boolean);
+    listing = false;
+    await pinger;
+    assert.equal(list.length, 10_000);
+    assert.equal(mlsd.length, 10_000);
+    assert.match(list[0]!, / file-00000\.dat$/);
+    assert.match(mlsd[9_999]!, /^type=file;size=1;.* file-09999\.dat$/);
+    assert.ok(answered > 0, 'the other session got answers during the listing');
+    client.close();
+    other.close();
+  });
+
+  test('LIST hides dot files unless -a; NLST gives names; flags are tolerated', async () => {
+    const c = await RawClient.connect(t.port);
+    await c.reply();
+    await c.login();
+    const grab = async (cmd: string): Promise<string> => (await c.fetch(cmd)).toString('utf8');
+    const plain = await grab('LIST');
+    assert.doesNotMatch(plain, /\.hidden/);
+    assert.match(plain, /^-rw.* visible file\.txt\r$/m);
+    assert.match(plain, /^d.* big\r$/m);
+    assert.match(await grab('LIST -la'), /\.hidden/);
+    assert.equal(await grab('NLST'), 'big\r\nvisible file.txt\r\n');
+    assert.match(await grab('LIST -l visible file.txt'), /^-rw.* visible file\.txt\r\n$/);
+    // No globbing: '*' is a literal name and does not exist.
+    assert.match(await c.cmd('LIST big/*'), /^550 /);
+    c.close();
+  });
+});

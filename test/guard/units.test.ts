@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { validateConfig } from '../../src/config/load.js';
+import { BanStore } from '../../src/guard/bans.js';
+import { canonicalIp, isLoopback, NetworkList } from '../../src/guard/networks.js';
+import { rootDecision, resolveRunAs } from '../../src/guard/privileges.js';
+import { ScoreBoard, TokenBucket } from '../../src/guard/rate.js';
+
+describe('guard building blocks', () => {
+  test('NetworkList: IPv4 and IPv6 CIDRs, single addresses, IPv4-mapped addresses', () => {
+    const n = new NetworkList(['10.0.0.0/8', '192.168.1.7', '2001:db8::/32', '::ffff:172.16.0.0/108']);
+    assert.ok(n.has('10.1.2.3'));
+    assert.ok(n.has('::ffff:10.1.2.3'));
+    assert.ok(n.has('::FFFF:10.1.2.3'));
+    assert.ok(n.has('192.168.1.7'));
+    assert.ok(!n.has('192.168.1.8'));
+    assert.ok(n.has('2001:db8:1::5'));
+    assert.ok(!n.has('2001:db9::1'));
+    assert.ok(n.has('172.16.5.5'), 'mapped /108 is IPv4 /12');
+    assert.ok(!n.has('172.32.0.1'));
+    assert.ok(!n.has('not an ip'));
+    assert.ok(!new NetworkList([]).has('10.0.0.1'));
+    assert.ok(isLoopback('127.0.0.2') && isLoopback('::1') && isLoopback('::ffff:127.0.0.1') && !isLoopback('0.0.0.0'));
+    assert.equal(canonicalIp('::FFFF:1.2.3.4'), '1.2.3.4');
+    assert.equal(canonicalIp('2001:DB8:0:0::1'), '2001:db8::1');
+    assert.equal(canonicalIp('nope'), undefined);
+  });
+
+  test('TokenBucket: a burst, then the refill rate', () => {
+    let now = 0;
+    const b = new TokenBucket(10, 5, () => now);
+    for (let i = 0; i < 5; i++) assert.ok(b.take());
+    assert.ok(!b.take());
+    now += 100; // one token
+    assert.ok(b.take());
+    assert.ok(!b.take());
+    now += 10_000; // refills to the burst, no more
+    for (let i = 0; i < 5; i++) assert.ok(b.take());
+    assert.ok(!b.take());
+  });
+
+  test('ScoreBoard: points expire with the window', () => {
+    let now = 0;
+    const s = new ScoreBoard(1000, () => now);
+    assert.equal(s.add('a', 2), 2);
+    now = 500;
+    assert.equal(s.add('a', 1), 3);
+    now = 1200;
+    assert.equal(s.add('a', 1), 2);
+    now = 5000;
+    s.prune();
+    assert.equal(s.add('a', 1), 1);
+  });
+
+  test('BanStore: atomic save, reload on change, offences remembered', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'moat-bans-'));
+    try {
+      const file = join(dir, 'state', 'bans.json');
+      const a = await BanStore.open(file);
+      const r = a.ban('::ffff:10.0.0.9', 60, 'test', 1_000_000);
+      assert.equal(r.ip, '10.0.0.9');
+      assert.equal(r.offences, 1);
+      await a.save();
+      assert.deepEqual((await readdir(join(dir, 'state'))).sort(), ['bans.json'], 'no temp file left');
+      const b = await BanStore.open(file);
+      assert.ok(b.active('10.0.0.9', 1_000_001));
+      assert.ok(!b.active('10.0.0.9', 1_000_000 + 61_000));
+      assert.equal(b.ban('10.0.0.9', 60, 'again').offences, 2);
+      await b.save();
+      assert.ok(await a.reloadIfChanged(), 'a sees b’s write');
+      assert.equal(a.get('10.0.0.9')?.offences, 2);
+      assert.equal(await a.reloadIfChanged(), null);
+      a.remove('10.0.0.9');
+      await a.save();
+      assert.equal(JSON.parse(await readFile(file, 'utf8')).bans.length, 0);
+      await writeFile(file, '{broken');
+      await assert.rejects(BanStore.open(file));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('root rule: drop with run_as, stay on loopback or allow_root, refuse otherwise', () => {
+    const cfg = (extra: Record<string, unknown>) => validateConfig({ root: '/tmp/x', ...extra });
+    assert.deepEqual(rootDecision(cfg({}), 1000), { action: 'none' });
+    assert.equal(rootDecision(cfg({ run_as: 'nobody' }), 0).action, 'drop');
+    assert.equal(rootDecision(cfg({ listen: ['127.0.0.1:2121', '[::1]:2121'] }), 0).action, 'stay');
+    const refused = rootDecision(cfg({ listen: ['0.0.0.0:2121'] }), 0);
+    assert.equal(refused.action, 'refuse');
+    assert.match((refused as { message: string }).message, /run_as|allow-root/);
+    assert.equal(rootDecision(cfg({ listen: ['0.0.0.0:2121'], allow_root: true }), 0).action, 'stay');
+    assert.equal(rootDecision(cfg({ listen: ['127.0.0.1:2121'], tls: { implicit_listen: ['0.0.0.0:990'], generate_self_signed: true } }), 0).action, 'refuse');
+    const nobody = resolveRunAs('nobody');
+    assert.equal(nobody.user, 'nobody');
+    assert.ok(nobody.uid > 0);
+    assert.throws(() => resolveRunAs('no-such-user-here'), /no such user/);
+    assert.throws(() => resolveRunAs('root'), /unprivileged/);
+    assert.equal(resolveRunAs('65534:65534').gid, 65534);
+  });
+});

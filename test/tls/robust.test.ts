@@ -1,0 +1,160 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import { connect as tlsConnect } from 'node:tls';
+import { Client } from 'basic-ftp';
+import { RawClient } from '../helpers/clients.js';
+import { PASSWORD } from '../helpers/server.js';
+import { makeCert, protectedClient, startTlsServer, tlsData, TlsLineClient, type TlsTestServer } from './helpers.js';
+
+async function stillServing(t: TlsTestServer): Promise<void> {
+  const client = new Client(10_000);
+  try {
+    await client.access({ host: '127.0.0.1', port: t.implicitPort, user: 'alice', password: PASSWORD, secure: 'implicit', secureOptions: { rejectUnauthorized: false } });
+    await client.list();
+  } finally {
+    client.close();
+  }
+}
+
+describe('bad input on TLS ports', { concurrency: 1 }, () => {
+  let t: TlsTestServer;
+  before(async () => {
+    t = await startTlsServer({ config: { timeouts: { tls_handshake: 1 } } });
+  });
+  after(() => t.close());
+
+  const security = () => t.eventsNamed('security');
+
+  for (const [what, bytes, guess] of [
+    ['a plain FTP command', 'USER alice\r\n', /looks like ftp/],
+    ['an HTTP request', 'GET / HTTP/1.1\r\nHost: x\r\n\r\n', /looks like http/],
+    ['garbage', '\x00\x01\x02garbage\xff', /looks like garbage/],
+    ['a malformed ClientHello', '\x16\x03\x01\x00\x05\x02\x00\x00\x01\x00', /bad ClientHello/],
+  ] as const) {
+    test(`${what} on the implicit port: closed with one log line`, async () => {
+      const before = security().length;
+      const c = await RawClient.connect(t.implicitPort);
+      c.write(Buffer.from(bytes, 'latin1'));
+      assert.equal(await c.waitClosed(5000), true);
+      assert.equal(await c.reply(500).catch(() => ''), '', 'no FTP reply on the implicit port');
+      await new Promise((r) => setTimeout(r, 50));
+      const added = security().slice(before);
+      assert.equal(added.length, 1, JSON.stringify(added));
+      assert.match(added[0]!.detail!, guess);
+      await stillServing(t);
+    });
+  }
+
+  test('garbage instead of a ClientHello after AUTH TLS: the session closes, logged', async () => {
+    const before = security().length;
+    const c = await RawClient.connect(t.port);
+    await c.reply();
+    assert.match(await c.cmd('AUTH TLS'), /^234/);
+    c.write('this is not TLS\r\n');
+    assert.equal(await c.waitClosed(5000), true);
+    assert.ok(security().slice(before).some((e) => e.event === 'tls-handshake-failed'));
+    await stillServing(t);
+  });
+
+  test('a stalled handshake (nothing, or half a ClientHello) is closed after timeouts.tls_handshake', async () => {
+    const silent = await RawClient.connect(t.implicitPort);
+    const half = await RawClient.connect(t.implicitPort);
+    half.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00]));
+    const explicit = await RawClient.connect(t.port);
+    await explicit.reply();
+    await explicit.cmd('AUTH TLS');
+    const started = Date.now();
+    assert.equal(await silent.waitClosed(5000), true);
+    assert.equal(await half.waitClosed(5000), true);
+    assert.equal(await explicit.waitClosed(5000), true);
+    assert.ok(Date.now() - started < 4000);
+    assert.ok(security().some((e) => e.event === 'tls-handshake-failed' && /timed out/.test(e.detail ?? '')));
+    await stillServing(t);
+  });
+
+  test('a client that drops the TLS data connection mid-transfer: 426, the session goes on', async () => {
+    writeFileSync(join(t.root, 'big.bin'), Buffer.alloc(8 * 1024 * 1024, 7));
+    const c = await protectedClient(t.port);
+    try {
+      const epsv = await c.cmd('EPSV');
+      const port = Number(/\|\|\|(\d+)\|/.exec(epsv)![1]);
+      const s = tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false, session: await c.session() });
+      s.on('error', () => undefined);
+      let got = 0;
+      s.on('data', (d: Buffer) => {
+        got += d.length;
+        if (got > 100_000) s.destroy();
+      });
+      c.socket.write('RETR big.bin\r\n');
+      assert.match(await c.reply(), /^150/);
+      assert.match(await c.reply(), /^4\d\d /);
+      assert.match((await tlsData(c, 'NLST', await c.session())).final, /^226/);
+    } finally {
+      c.close();
+    }
+  });
+});
+
+describe('certificate reload', () => {
+  test('open sessions keep working, new ones see the new certificate (reload() and file watch)', async () => {
+    const t = await startTlsServer();
+    try {
+      const fingerprintOf = (file: string) => new X509Certificate(readFileSync(file)).fingerprint256;
+      const peer = async (): Promise<string> => {
+        const c = await TlsLineClient.implicit(t.implicitPort);
+        const fp = c.socket.getPeerX509Certificate()!.fingerprint256;
+        c.close();
+        return fp;
+      };
+      const first = fingerprintOf(t.certFile);
+      assert.equal(await peer(), first);
+      const old = await protectedClient(t.port);
+      const basic = new Client(10_000);
+      await basic.access({ host: '127.0.0.1', port: t.implicitPort, user: 'alice', password: PASSWORD, secure: 'implicit', secureOptions: { rejectUnauthorized: false } });
+
+      // Replace the files (as certbot does: new files renamed over the old ones) and reload.
+      const next = makeCert(undefined, 'reloaded.example');
+      renameSync(next.keyFile, t.keyFile);
+      renameSync(next.certFile, t.certFile);
+      const second = fingerprintOf(t.certFile);
+      assert.notEqual(second, first);
+      assert.equal(await t.tls.reload('test'), true);
+      assert.equal(await peer(), second);
+      assert.equal(t.tls.fingerprint, second);
+
+      // Sessions opened before the reload go on, data connections included.
+      assert.match(await old.cmd('NOOP'), /^200/);
+      assert.match((await tlsData(old, 'NLST', await old.session())).final, /^226/);
+      await basic.uploadFrom(Readable.from([Buffer.from('after reload')]), 'after.txt');
+      assert.ok((await basic.list()).some((f) => f.name === 'after.txt'));
+      old.close();
+      basic.close();
+
+      // The file watcher picks up the next change by itself.
+      t.tls.watch(100);
+      const third = makeCert(undefined, 'watched.example');
+      renameSync(third.keyFile, t.keyFile);
+      renameSync(third.certFile, t.certFile);
+      const want = fingerprintOf(t.certFile);
+      const deadline = Date.now() + 5000;
+      while (t.tls.fingerprint !== want && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(await peer(), want);
+
+      // A broken pair is refused and the current certificate stays.
+      writeFileSync(t.certFile, 'not a certificate');
+      assert.equal(await t.tls.reload('broken'), false);
+      assert.equal(await peer(), want);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+test('openssl is available for the certificate tests', () => {
+  assert.match(execFileSync('openssl', ['version'], { encoding: 'utf8' }), /OpenSSL/);
+});
