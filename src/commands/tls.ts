@@ -79,7 +79,6 @@ export function tlsCommands(layer: TlsLayer): CommandSpec[] {
       name: 'CCC',
       syntax: 'CCC',
       help: 'Clear the command channel: refused (passwords and commands stay encrypted).',
-      preLogin: true,
       arg: 'none',
       handler(session) {
         if (!session.secure) return reply(533, 'The command channel is not protected.');

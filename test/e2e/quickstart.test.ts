@@ -21,7 +21,16 @@ async function freePort(): Promise<number> {
 let dir = '';
 let child: ChildProcess | undefined;
 after(async () => {
-  child?.kill('SIGKILL');
+  // npm starts the server as a grandchild: end the whole process group.
+  if (child?.pid) {
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  child?.stdout?.destroy();
+  child?.stderr?.destroy();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
@@ -41,6 +50,7 @@ test("the README's quick start works in a fresh clone", async () => {
   const port = await freePort();
   child = spawn('npm', ['start', '--', '--listen', `127.0.0.1:${port}`, '--pasv-ports', '43900-43949'], {
     cwd: clone,
+    detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
