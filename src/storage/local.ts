@@ -464,6 +464,18 @@ class FileSink extends Writable {
     this.#writeAll(chunk).then(() => callback(), (error: unknown) => callback(toStorageError(error)));
   }
 
+  /** Chunks that queued up while the last write was in flight go out in one writev. */
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
+    this.#writeMany(chunks.map((c) => c.chunk)).then(() => callback(), (error: unknown) => callback(toStorageError(error)));
+  }
+
+  async #writeMany(buffers: Buffer[]): Promise<void> {
+    const total = buffers.reduce((n, b) => n + b.length, 0);
+    const { bytesWritten } = await this.fh.writev(buffers, this.position ?? undefined);
+    if (this.position !== null) this.position += bytesWritten;
+    if (bytesWritten < total) await this.#writeAll(Buffer.concat(buffers).subarray(bytesWritten));
+  }
+
   async #writeAll(chunk: Buffer): Promise<void> {
     let done = 0;
     while (done < chunk.length) {
