@@ -37,12 +37,13 @@ export function ftpUrl(t: TestServer, path = '/'): string {
 }
 
 /** Raw control connection for protocol probes: send lines, read replies. */
-export class RawClient {
+export class RawClient<S extends Socket = Socket> {
   private buffer = '';
   private waiters: Array<() => void> = [];
   closed = false;
 
-  private constructor(readonly socket: Socket) {
+  /** Any stream socket: plain here, TLS in the FTPS helpers (which extend this class). */
+  protected constructor(readonly socket: S) {
     socket.setEncoding('utf8');
     socket.on('data', (d: string) => {
       this.buffer += d;

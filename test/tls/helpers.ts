@@ -53,28 +53,7 @@ export async function startTlsServer(options: { config?: Record<string, unknown>
 }
 
 /** Upgrade a RawClient's socket after "234": returns a RawClient-like line client over TLS. */
-export class TlsLineClient {
-  private buffer = '';
-  private waiters: Array<() => void> = [];
-  closed = false;
-  private constructor(readonly socket: TLSSocket) {
-    socket.setEncoding('utf8');
-    socket.on('data', (d: string) => {
-      this.buffer += d;
-      this.wake();
-    });
-    socket.on('close', () => {
-      this.closed = true;
-      this.wake();
-    });
-    socket.on('error', () => undefined);
-  }
-  private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
-  }
-
+export class TlsLineClient extends RawClient<TLSSocket> {
   static async explicit(port: number, host = '127.0.0.1'): Promise<TlsLineClient> {
     const raw = await RawClient.connect(port, host);
     const hello = await raw.reply();
@@ -110,42 +89,6 @@ export class TlsLineClient {
   async session(): Promise<Buffer> {
     for (let i = 0; i < 100 && !this.socket.getSession(); i++) await new Promise((r) => setTimeout(r, 10));
     return this.socket.getSession()!;
-  }
-
-  async reply(timeoutMs = 10_000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const m = /^(\d{3})(?:-[\s\S]*?\r?\n\1 .*|\s.*)\r?\n/.exec(this.buffer);
-      if (m) {
-        this.buffer = this.buffer.slice(m[0].length);
-        return m[0].trimEnd();
-      }
-      if (this.closed) return '';
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no reply; buffer ${JSON.stringify(this.buffer)}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-  }
-
-  async cmd(line: string): Promise<string> {
-    this.socket.write(line + '\r\n');
-    return this.reply();
-  }
-
-  async login(user = 'alice', password = 'correct horse battery'): Promise<void> {
-    await this.cmd(`USER ${user}`);
-    const r = await this.cmd(`PASS ${password}`);
-    if (!r.startsWith('230')) throw new Error(`login failed: ${r}`);
-  }
-
-  close(): void {
-    this.socket.destroy();
   }
 }
 

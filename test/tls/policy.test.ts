@@ -108,9 +108,10 @@ describe('TLS policy and RFC 4217 commands', { concurrency: 1 }, () => {
       assert.match(await c.cmd('PROT E'), /^504 /);
       assert.match(await c.cmd('PROT X'), /^501 /);
       assert.match(await c.cmd('PROT P'), /^200 /);
-      assert.match(await c.cmd('CCC'), /^534 /);
+      assert.match(await c.cmd('CCC'), /^530 /, 'CCC is not answered before login');
       assert.match(await c.cmd('AUTH TLS'), /^503 /);
       await c.login('alice');
+      assert.match(await c.cmd('CCC'), /^534 /);
       assert.match(await c.cmd('NOOP'), /^200/);
     } finally {
       c.close();
