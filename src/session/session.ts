@@ -23,6 +23,8 @@ export interface ActiveTransfer {
   done: Promise<void>;
 }
 
+const HTTP_REQUEST = /^(GET|HEAD|POST|PUT|DELETE|OPTIONS|CONNECT|PATCH|TRACE) \S+ HTTP\/\d/;
+
 /** Lines waiting their turn; past this the socket is paused (backpressure). */
 const MAX_QUEUED_LINES = 64;
 
@@ -182,6 +184,12 @@ export class Session {
 
   private onLine(text: string): void {
     if (this.closed) return;
+    if (this.state !== 'ready' && HTTP_REQUEST.test(text)) {
+      // A web client or scanner, not an FTP client: no reply is useful, one log line is.
+      this.server.events.emit('security', { ...this.actor, event: 'http-request', detail: text.slice(0, 64) });
+      this.close('http request on the FTP port', true);
+      return;
+    }
     const verb = text.trimStart().split(' ', 1)[0]!.toUpperCase();
     if (this.transfer && this.server.commands.get(verb)?.duringTransfer) {
       this.run(text);

@@ -151,6 +151,14 @@ describe('control connection protocol', () => {
     other.close();
   });
 
+  test('an HTTP request on the control port is closed with one log line', async () => {
+    const c = await greeted();
+    c.write('GET / HTTP/1.1\r\nHost: example\r\n\r\n');
+    assert.equal(await c.reply(), '');
+    assert.ok(await c.waitClosed());
+    assert.equal(t.eventsNamed('security').filter((e) => e.event === 'http-request').length, 1);
+  });
+
   test('QUIT says goodbye and closes', async () => {
     const c = await greeted();
     assert.match(await c.cmd('QUIT'), /^221 /);
