@@ -8,7 +8,7 @@ import type { CommandSpec } from '../commands/types.js';
 import { parseHostPort, parsePortRange, type MoatConfig } from '../config/schema.js';
 import { PassivePorts } from '../data/passive.js';
 import { sameHost } from '../data/address.js';
-import { Guard } from '../guard/guard.js';
+import { Guard, type Admission } from '../guard/guard.js';
 import { MoatEvents } from '../observe/events.js';
 import { reply, formatReply } from '../session/reply.js';
 import { Session } from '../session/session.js';
@@ -120,14 +120,21 @@ export class MoatServer {
   }
 
   /** Start a session on an accepted (plain or already-TLS) control socket. */
-  accept(socket: Socket | import('node:tls').TLSSocket, info: ListenerInfo, secure = false): Session | undefined {
+  accept(
+    socket: Socket | import('node:tls').TLSSocket,
+    info: ListenerInfo,
+    secure = false,
+    admitted?: Admission,
+  ): Session | undefined {
     socket.on('error', () => socket.destroy());
     if (this.closing) {
+      if (admitted?.ok) admitted.release();
       socket.end(formatReply(reply(421, 'Server shutting down.')));
       return undefined;
     }
     // Limits, allow/deny and bans: before any per-connection allocation and before the greeting.
-    const admission = this.guard.admit(socket.remoteAddress ?? '');
+    // Implicit-TLS listeners admit before the handshake and pass the admission on.
+    const admission = admitted ?? this.guard.admit(socket.remoteAddress ?? '');
     if (!admission.ok) {
       socket.end(formatReply(reply(421, admission.text)));
       setTimeout(() => socket.destroy(), 1000).unref();

@@ -239,10 +239,17 @@ export class TlsLayer {
   private acceptImplicit(server: MoatServer, raw: Socket, info: ListenerInfo): void {
     raw.on('error', () => raw.destroy());
     const ip = normalizeIp(raw.remoteAddress);
+    // Limits, bans and allow/deny before any handshake work; a refused client gets no TLS at all.
+    const admission = server.guard.admit(ip);
+    if (!admission.ok) {
+      raw.destroy();
+      return;
+    }
+    raw.once('close', admission.release);
     const scope = this.scopes.create(ip);
     serverHandshake(raw, this.handshakeMs, () => this.choice(scope)).then(
       (tlsSocket) => {
-        const session = server.accept(tlsSocket, info, true);
+        const session = server.accept(tlsSocket, info, true, { ok: true, release: () => undefined });
         if (session) this.scopes.bind(scope, session);
         else this.scopes.drop(scope);
       },
