@@ -31,6 +31,8 @@ export async function dispatch(session: Session, line: string): Promise<void> {
     if (UNIMPLEMENTED_VERBS.has(verb)) return refuse(502, 'Command not implemented.', 'not implemented');
     return refuse(500, 'Syntax error, command unrecognized.', 'unknown command');
   }
+  // RFC 959: RNTO must come right after RNFR; anything else in between cancels the rename.
+  if (spec.name !== 'RNTO') session.renameFrom = undefined;
   if (session.state !== 'ready' && !spec.preLogin) {
     return refuse(530, 'Please login with USER and PASS.', 'not logged in');
   }

@@ -23,6 +23,8 @@ export interface ActiveTransfer {
   done: Promise<void>;
 }
 
+const DEFAULT_MLST_FACTS = ['type', 'size', 'modify', 'perm', 'unique', 'unix.mode'];
+
 const HTTP_REQUEST = /^(GET|HEAD|POST|PUT|DELETE|OPTIONS|CONNECT|PATCH|TRACE) \S+ HTTP\/\d/;
 
 /** Lines waiting their turn; past this the socket is paused (backpressure). */
@@ -51,7 +53,7 @@ export class Session {
   epsvAll = false;
   hostSeen = false;
   failedLogins = 0;
-  mlstFacts = new Set(['type', 'size', 'modify', 'perm', 'unique', 'unix.mode']);
+  mlstFacts = new Set(DEFAULT_MLST_FACTS);
   /** Control connection protected by TLS (AUTH TLS done, or implicit listener). */
   secure = false;
   protection: 'C' | 'P' = 'C';
@@ -174,6 +176,7 @@ export class Session {
     this.restOffset = 0;
     this.renameFrom = undefined;
     this.epsvAll = false;
+    this.mlstFacts = new Set(DEFAULT_MLST_FACTS);
     this.failedLogins = 0;
     this.hostSeen = false;
     if (!this.loginTimer) {

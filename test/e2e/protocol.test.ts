@@ -51,6 +51,11 @@ describe('control connection protocol', () => {
     assert.match(await c.cmd('USER'), /^501 /);
     await c.login();
     assert.match(await c.cmd('RNTO x'), /^503 /);
+    assert.match(await c.cmd('MKD renamed-src'), /^257 /);
+    assert.match(await c.cmd('RNFR renamed-src'), /^350 /);
+    assert.match(await c.cmd('NOOP'), /^200 /);
+    assert.match(await c.cmd('RNTO renamed-dst'), /^503 /, 'RNTO must follow RNFR directly');
+    assert.match(await c.cmd('RMD renamed-src'), /^250 /);
     assert.match(await c.cmd('NOOP extra'), /^501 /);
     assert.match(await c.cmd('REST -5'), /^501 /);
     assert.match(await c.cmd('TYPE Q'), /^501 /);

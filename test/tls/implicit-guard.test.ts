@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { connect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { startTlsServer, TlsLineClient, type TlsTestServer } from './helpers.js';
 
@@ -11,7 +12,8 @@ after(() => t.close());
 
 test('a denied address on the implicit port is dropped before any TLS handshake', async () => {
   const outcome = await new Promise<string>((resolve) => {
-    const s = tlsConnect({ port: t.implicitPort, host: '127.0.0.1', localAddress: '127.0.0.9', rejectUnauthorized: false });
+    const raw = connect({ port: t.implicitPort, host: '127.0.0.1', localAddress: '127.0.0.9' });
+    const s = tlsConnect({ socket: raw, rejectUnauthorized: false });
     s.once('secureConnect', () => {
       s.destroy();
       resolve('handshake');
