@@ -193,7 +193,6 @@ export const miscCommands: CommandSpec[] = [
     handler(session, arg) {
       if (session.state !== 'need-user') return reply(503, 'HOST must come before USER.');
       if (!/^[A-Za-z0-9.:\[\]-]{1,255}$/.test(arg.trim())) return reply(501, 'Invalid host name.');
-      session.hostSeen = true;
       return reply(220, 'Host accepted.');
     },
   },

@@ -75,6 +75,8 @@ export class PassiveListener {
   private socket: Socket | undefined;
   private waiter: { resolve(s: Socket): void; reject(e: Error): void } | undefined;
   private closed = false;
+  /** The accepted socket was handed to a transfer, which now owns (and closes) it. */
+  private taken = false;
   private readonly timer: NodeJS.Timeout;
 
   constructor(
@@ -141,7 +143,6 @@ export class PassiveListener {
     this.fail(new Error('passive listener closed'));
   }
 
-  private taken = false;
   /** Hand the socket over: from now on its owner closes it. */
   async take(): Promise<Socket> {
     const s = await this.accept();

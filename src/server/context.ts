@@ -32,5 +32,4 @@ export interface ListenerInfo {
   name: string;
   /** Passive address announced to clients (NAT); empty = the control connection's local address. */
   publicHost: string;
-  implicitTls: boolean;
 }

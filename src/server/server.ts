@@ -88,7 +88,6 @@ export class MoatServer {
       const info: ListenerInfo = {
         name: address,
         publicHost: typeof l === 'string' ? '' : (l.public_host ?? ''),
-        implicitTls: false,
       };
       await this.bind(address, info, (socket) => this.accept(socket, info));
     }

@@ -41,6 +41,7 @@ export class LineReader {
     this.len = 0;
     this.discarding = false;
     this.telnet = 'data';
+    this.skipLf = false;
   }
 
   get pending(): number {

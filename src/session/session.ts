@@ -51,7 +51,6 @@ export class Session {
   restOffset = 0;
   renameFrom: VirtualPath | undefined;
   epsvAll = false;
-  hostSeen = false;
   failedLogins = 0;
   mlstFacts = new Set(DEFAULT_MLST_FACTS);
   /** Control connection protected by TLS (AUTH TLS done, or implicit listener). */
@@ -178,7 +177,6 @@ export class Session {
     this.epsvAll = false;
     this.mlstFacts = new Set(DEFAULT_MLST_FACTS);
     this.failedLogins = 0;
-    this.hostSeen = false;
     if (!this.loginTimer) {
       this.loginTimer = setTimeout(() => this.timeout('login'), this.server.config.timeouts.login * 1000);
       this.loginTimer.unref();

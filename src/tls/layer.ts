@@ -119,7 +119,7 @@ export class TlsLayer {
     const before = new Set(server.addresses());
     if (this.policies.offered) {
       for (const address of this.config.tls.implicit_listen) {
-        const info: ListenerInfo = { name: `${address} (implicit TLS)`, publicHost: '', implicitTls: true };
+        const info: ListenerInfo = { name: `${address} (implicit TLS)`, publicHost: '' };
         await server.bind(address, info, (raw) => this.acceptImplicit(server, raw, info));
       }
     }

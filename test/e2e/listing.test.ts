@@ -20,12 +20,8 @@ describe('listings', () => {
   after(() => t.close());
 
   test('a 10,000-entry folder lists completely (LIST and MLSD) while another session is served', async () => {
-    const client = await RawClient.connect(t.port);
-    await client.reply();
-    await client.login();
-    const other = await RawClient.connect(t.port);
-    await other.reply();
-    await other.login();
+    const client = await RawClient.loggedIn(t.port);
+    const other = await RawClient.loggedIn(t.port);
     let answered = 0;
     let listing = true;
     const pinger = (async () => {
@@ -48,9 +44,7 @@ describe('listings', () => {
   });
 
   test('LIST hides dot files unless -a; NLST gives names; flags are tolerated', async () => {
-    const c = await RawClient.connect(t.port);
-    await c.reply();
-    await c.login();
+    const c = await RawClient.loggedIn(t.port);
     const grab = async (cmd: string): Promise<string> => (await c.fetch(cmd)).toString('utf8');
     const plain = await grab('LIST');
     assert.doesNotMatch(plain, /\.hidden/);

@@ -180,9 +180,7 @@ describe('data connection security', () => {
   after(() => t.close());
 
   test('a passive connection from another address is refused and logged', async () => {
-    const c = await RawClient.connect(t.port);
-    await c.reply();
-    await c.login();
+    const c = await RawClient.loggedIn(t.port);
     const port = passivePort(await c.cmd('EPSV'));
     const thief = connect({ port, host: '127.0.0.1', localAddress: '127.0.0.2' });
     const got: Buffer[] = [];
@@ -206,9 +204,7 @@ describe('data connection security', () => {
   });
 
   test('PORT and EPRT to another address or a low port are refused', async () => {
-    const c = await RawClient.connect(t.port);
-    await c.reply();
-    await c.login();
+    const c = await RawClient.loggedIn(t.port);
     assert.match(await c.cmd('PORT 127,0,0,2,200,10'), /^504 /);
     assert.match(await c.cmd('PORT 10,0,0,1,200,10'), /^504 /);
     assert.match(await c.cmd('PORT 127,0,0,1,0,21'), /^504 /);
@@ -222,9 +218,7 @@ describe('data connection security', () => {
   });
 
   test('one pending passive listener per session: a new PASV closes the old one', async () => {
-    const c = await RawClient.connect(t.port);
-    await c.reply();
-    await c.login();
+    const c = await RawClient.loggedIn(t.port);
     const first = passivePort(await c.cmd('PASV'));
     const before = t.server.context.passive.open;
     for (let i = 0; i < 50; i++) await c.cmd('PASV');

@@ -71,6 +71,15 @@ export class RawClient<S extends Socket = Socket> {
     return new RawClient(socket);
   }
 
+  /** Connect, read the greeting, and log in. */
+  static async loggedIn(port: number, user = 'alice', password = PASSWORD, host = '127.0.0.1', localAddress?: string): Promise<RawClient> {
+    const c = await RawClient.connect(port, host, localAddress);
+    const greeting = await c.reply();
+    if (!greeting.startsWith('220')) throw new Error(`no greeting: ${greeting}`);
+    await c.login(user, password);
+    return c;
+  }
+
   write(data: string | Buffer): void {
     this.socket.write(data);
   }

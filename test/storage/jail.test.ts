@@ -5,9 +5,9 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LocalStorage } from '../../src/storage/local.js';
 import { StorageError, type StorageErrorKind, type VirtualPath } from '../../src/storage/types.js';
-import { ROOT, resolveVirtual } from '../../src/storage/vpath.js';
+import { ROOT } from '../../src/storage/vpath.js';
+import { rejectsWith as expectKind, v } from './helpers.js';
 
-const v = (p: string): VirtualPath => resolveVirtual(ROOT, p);
 
 let tmp: string;
 let root: string;
@@ -17,12 +17,7 @@ const seenMessages: string[] = [];
 
 /** Asserts the kind and records the message, checked for host paths at the end. */
 async function rejectsWith(promise: Promise<unknown>, kind: StorageErrorKind): Promise<void> {
-  await assert.rejects(promise, (error: unknown) => {
-    assert.ok(error instanceof StorageError, `expected StorageError, got ${String(error)}`);
-    assert.equal(error.kind, kind, `expected ${kind}, got ${error.kind} (${error.message})`);
-    seenMessages.push(error.message);
-    return true;
-  });
+  seenMessages.push(await expectKind(promise, kind));
 }
 
 before(async () => {

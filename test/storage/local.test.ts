@@ -4,10 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LocalStorage, toStorageError } from '../../src/storage/local.js';
-import { StorageError, type StorageErrorKind, type VirtualPath } from '../../src/storage/types.js';
-import { ROOT, resolveVirtual } from '../../src/storage/vpath.js';
+import { StorageError, type StorageErrorKind } from '../../src/storage/types.js';
+import { ROOT } from '../../src/storage/vpath.js';
+import { rejectsWith as expectKind, v } from './helpers.js';
 
-const v = (p: string): VirtualPath => resolveVirtual(ROOT, p);
 const GiB = 1024 ** 3;
 
 let tmp: string;
@@ -15,12 +15,7 @@ let home: string;
 let storage: LocalStorage;
 
 async function rejectsWith(promise: Promise<unknown>, kind: StorageErrorKind): Promise<void> {
-  await assert.rejects(promise, (error: unknown) => {
-    assert.ok(error instanceof StorageError, `expected StorageError, got ${String(error)}`);
-    assert.equal(error.kind, kind, `expected ${kind}, got ${error.kind}`);
-    assert.ok(!error.message.includes(tmp), `message leaks a host path: ${error.message}`);
-    return true;
-  });
+  await expectKind(promise, kind, tmp);
 }
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {

@@ -7,22 +7,17 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
 import { LocalStorage } from '../../src/storage/local.js';
-import { StorageError, type StorageErrorKind, type Upload, type VirtualPath } from '../../src/storage/types.js';
-import { ROOT, resolveVirtual } from '../../src/storage/vpath.js';
+import { type StorageErrorKind, type Upload } from '../../src/storage/types.js';
+import { ROOT } from '../../src/storage/vpath.js';
+import { rejectsWith as expectKind, v } from './helpers.js';
 
-const v = (p: string): VirtualPath => resolveVirtual(ROOT, p);
 
 let tmp: string;
 let home: string;
 let storage: LocalStorage;
 
 async function rejectsWith(promise: Promise<unknown>, kind: StorageErrorKind): Promise<void> {
-  await assert.rejects(promise, (error: unknown) => {
-    assert.ok(error instanceof StorageError, `expected StorageError, got ${String(error)}`);
-    assert.equal(error.kind, kind);
-    assert.ok(!error.message.includes(tmp), 'message leaks a host path');
-    return true;
-  });
+  await expectKind(promise, kind, tmp);
 }
 
 async function tempFiles(dir = home): Promise<string[]> {

@@ -63,9 +63,7 @@ describe('TLS policy and RFC 4217 commands', { concurrency: 1 }, () => {
   });
 
   test('a user whose override says optional may log in and transfer in clear', async () => {
-    const c = await RawClient.connect(t.port);
-    await c.reply();
-    await c.login('carol');
+    const c = await RawClient.loggedIn(t.port, 'carol');
     const port = passivePort(await c.cmd('EPSV'));
     const { connect } = await import('node:net');
     const data = connect(port, '127.0.0.1');
