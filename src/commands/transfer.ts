@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import type { Readable, Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FromNetworkAscii, ToNetworkAscii } from '../data/ascii.js';
+import { copy } from '../data/copy.js';
 import { reply, type Reply } from '../session/reply.js';
 import type { Session } from '../session/session.js';
 import { runTransfer } from '../session/transfer.js';
@@ -21,22 +22,21 @@ function counted(stream: Readable, progress: (n: number) => void): Readable {
 
 async function retrieve(session: Session, arg: string): Promise<Reply | void> {
   const path = session.resolve(arg);
-  const storage = session.storage!;
-  const info = await storage.stat(path);
-  if (info.kind !== 'file') return reply(550, 'Not a regular file.');
   const start = session.restOffset;
   session.restOffset = 0;
-  if (start > info.size) return reply(554, 'Restart offset beyond end of file.');
-  const source = await storage.read(path, { start });
+  const { size, stream: source } = await session.storage!.read(path, { start });
+  if (start > size) {
+    source.destroy();
+    return reply(554, 'Restart offset beyond end of file.');
+  }
   await runTransfer(session, {
     direction: 'download',
     command: 'RETR',
     path,
-    opening: `Opening ${modeName(session)} mode data connection for ${basename(path)} (${info.size - start} bytes).`,
+    opening: `Opening ${modeName(session)} mode data connection for ${basename(path)} (${size - start} bytes).`,
     async run(data, signal, progress) {
-      counted(source, progress);
-      if (session.transferType === 'A') await pipeline(source, new ToNetworkAscii(), data, { signal });
-      else await pipeline(source, data, { signal });
+      if (session.transferType === 'A') await pipeline(counted(source, progress), new ToNetworkAscii(), data, { signal });
+      else await copy(source, data, signal, progress);
     },
     async cleanup() {
       source.destroy();
@@ -72,16 +72,18 @@ async function store(session: Session, path: VirtualPath, options: StoreOptions)
     done: options.unique ? `Transfer complete (unique file name: ${name}).` : undefined,
     async run(data, signal, progress) {
       let total = offset;
-      counted(data as Readable, (n) => {
+      const received = (n: number): void => {
         total += n;
         progress(n);
         if (maxSize > 0 && total > maxSize) {
           data.destroy(new StorageError('quota', 'upload larger than max_upload_size'));
         }
-      });
-      const sink: Writable = upload.stream;
-      if (session.transferType === 'A') await pipeline(data, new FromNetworkAscii(), sink, { signal });
-      else await pipeline(data, sink, { signal });
+      };
+      if (session.transferType === 'A') await pipeline(counted(data, received), new FromNetworkAscii(), upload.stream, { signal });
+      else {
+        await copy(data, upload.stream, signal, received);
+        upload.stream.end();
+      }
       await upload.commit();
       committed = true;
     },

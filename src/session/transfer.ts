@@ -40,6 +40,8 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
   try {
     session.send(reply(150, job.opening));
     data = await openWithAbort(session, controller.signal);
+    // Held for the socket's whole life: between the steps of a transfer nobody else may be listening.
+    data.on('error', () => data?.destroy());
     if (stallMs > 0) {
       stall = setTimeout(() => controller.abort(new Stalled('no progress')), stallMs);
       stall.unref();
@@ -117,7 +119,6 @@ function closeData(data: Duplex, signal: AbortSignal): Promise<void> {
     if (data.destroyed) return resolve();
     data.once('close', () => resolve());
     signal.addEventListener('abort', () => data.destroy(), { once: true });
-    data.on('error', () => data.destroy());
     // Once our last byte (and FIN, or TLS close_notify) is out, the socket is done,
     // whether or not the client closes its side.
     if (data.writableFinished) data.destroy();

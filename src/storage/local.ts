@@ -2,10 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { constants as C, type BigIntStats } from 'node:fs';
 import fs, { type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { Writable, type Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import {
   StorageError,
+  type Download,
   type FileInfo,
   type FileKind,
   type Storage,
@@ -186,21 +187,30 @@ export class LocalStorage implements Storage {
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
-  async read(vpath: VirtualPath, options: { start?: number } = {}): Promise<Readable> {
+  async read(vpath: VirtualPath, options: { start?: number } = {}): Promise<Download> {
     const start = options.start ?? 0;
     if (!Number.isSafeInteger(start) || start < 0) throw fail('invalid-path');
     const r = await this.#existing(vpath);
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
     const fh = await this.#fs(() => fs.open(r.real, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK));
+    let size: number;
     try {
       const st = await fh.stat();
       if (st.isDirectory()) throw fail('is-a-directory');
       if (!st.isFile()) throw fail('permission');
+      size = st.size;
     } catch (error) {
       await fh.close();
       throw toStorageError(error);
     }
-    return fh.createReadStream({ start, highWaterMark: IO_CHUNK });
+    if (start >= size) {
+      await fh.close();
+      return { size, stream: Readable.from([]) };
+    }
+    // Bounded by the size announced in the 150 reply: buffers are no larger than what is
+    // left (a 64 KiB file costs one 64 KiB buffer, not a 1 MiB one) and no read is spent on EOF.
+    const stream = fh.createReadStream({ start, end: size - 1, highWaterMark: Math.min(IO_CHUNK, size - start) });
+    return { size, stream };
   }
 
   async write(vpath: VirtualPath, options: WriteOptions = {}): Promise<Upload> {
@@ -303,6 +313,7 @@ export class LocalStorage implements Storage {
    * which host paths exist.
    */
   async #realInside(parts: string[], realHome: string): Promise<string> {
+    if (parts.length === 0) return realHome;
     let real: string;
     try {
       real = await fs.realpath(path.join(this.#home, ...parts));

@@ -55,6 +55,14 @@ export interface WriteOptions {
   append?: boolean;
 }
 
+/** A file opened for download. */
+export interface Download {
+  /** The file's size when it was opened: what the 150 reply announces and the most `stream` yields. */
+  size: number;
+  /** The bytes from the start offset on (empty when the offset is at or past the end). */
+  stream: Readable;
+}
+
 /**
  * An upload in progress. Bytes go to `stream`; `commit()` makes them visible under
  * the final name (atomic rename for a fresh STOR), `abort()` discards them (a fresh
@@ -76,7 +84,7 @@ export interface Storage {
   stat(path: VirtualPath): Promise<FileInfo>;
   /** Entries of a directory, without '.' and '..'. */
   list(path: VirtualPath, options?: { limit?: number }): Promise<FileInfo[]>;
-  read(path: VirtualPath, options?: { start?: number }): Promise<Readable>;
+  read(path: VirtualPath, options?: { start?: number }): Promise<Download>;
   write(path: VirtualPath, options?: WriteOptions): Promise<Upload>;
   mkdir(path: VirtualPath): Promise<void>;
   rmdir(path: VirtualPath): Promise<void>;

@@ -161,7 +161,7 @@ describe('symlinks pointing inside the home', () => {
     assert.equal(info.kind, 'file');
     assert.equal(info.name, 'innerfile');
     const chunks: Buffer[] = [];
-    for await (const chunk of await storage.read(v('inner/f.txt'))) chunks.push(chunk as Buffer);
+    for await (const chunk of (await storage.read(v('inner/f.txt'))).stream) chunks.push(chunk as Buffer);
     assert.equal(Buffer.concat(chunks).toString(), 'inside');
   });
 

@@ -98,13 +98,14 @@ describe('files past 4 GiB', () => {
     const listed = (await storage.list(ROOT)).find((i) => i.name === 'sparse.bin');
     assert.equal(listed?.size, 5368709120);
 
-    const stream = await storage.read(v('sparse.bin'), { start: 4.5 * GiB });
+    const { size, stream } = await storage.read(v('sparse.bin'), { start: 4.5 * GiB });
+    assert.equal(size, 5368709120);
     const first = await new Promise<Buffer>((resolve) => stream.once('data', (c: Buffer) => resolve(c)));
     stream.destroy();
     assert.deepEqual(first.subarray(0, marker.length), marker);
     assert.ok(first.length > 64 * 1024, 'reads in large chunks');
 
-    const tail = await readAll(await storage.read(v('sparse.bin'), { start: 5 * GiB - 4 }));
+    const tail = await readAll((await storage.read(v('sparse.bin'), { start: 5 * GiB - 4 })).stream);
     assert.equal(tail.length, 4);
   });
 
@@ -114,7 +115,7 @@ describe('files past 4 GiB', () => {
     upload.stream.end('resumed');
     await upload.commit();
     assert.equal((await storage.stat(v('sparse.bin'))).size, offset + 'resumed'.length);
-    const back = await readAll(await storage.read(v('sparse.bin'), { start: offset }));
+    const back = await readAll((await storage.read(v('sparse.bin'), { start: offset })).stream);
     assert.equal(back.toString(), 'resumed');
     await storage.delete(v('sparse.bin'));
   });
@@ -150,7 +151,13 @@ describe('directory and file operations', () => {
     await rejectsWith(storage.read(v('full')), 'is-a-directory');
     await rejectsWith(storage.read(v('nope')), 'not-found');
     await rejectsWith(storage.read(v('file.txt/x')), 'not-a-directory');
-    assert.equal((await readAll(await storage.read(v('file.txt'), { start: 1 }))).toString(), 'ello');
+    assert.equal((await readAll((await storage.read(v('file.txt'), { start: 1 })).stream)).toString(), 'ello');
+    const atEnd = await storage.read(v('file.txt'), { start: 5 });
+    assert.equal(atEnd.size, 5);
+    assert.equal((await readAll(atEnd.stream)).length, 0);
+    const pastEnd = await storage.read(v('file.txt'), { start: 9 });
+    assert.equal(pastEnd.size, 5);
+    assert.equal((await readAll(pastEnd.stream)).length, 0);
   });
 
   it('chmod keeps only permission bits', async () => {

@@ -192,9 +192,9 @@ describe('file descriptors', () => {
       await rejectsWith(storage.write(v('fd.txt'), { offset: 1000 }), 'invalid-path');
       const appended = await storage.write(v('fd.txt'), { append: true });
       await appended.abort();
-      const reader = await storage.read(v('fd.txt'));
+      const { stream: reader } = await storage.read(v('fd.txt'));
       for await (const chunk of reader) void chunk;
-      const unread = await storage.read(v('fd.txt'));
+      const { stream: unread } = await storage.read(v('fd.txt'));
       const unreadClosed = new Promise((resolve) => unread.once('close', resolve));
       unread.destroy();
       await unreadClosed;
