@@ -12,7 +12,7 @@ import { Guard, type Admission } from '../guard/guard.js';
 import { MoatEvents } from '../observe/events.js';
 import { reply, formatReply } from '../session/reply.js';
 import { Session } from '../session/session.js';
-import { LocalStorage } from '../storage/local.js';
+import { localHomes } from '../storage/local.js';
 import type { ListenerInfo, ServerContext, StorageFactory } from './context.js';
 import type { DataSecurer } from '../session/data-setup.js';
 
@@ -53,6 +53,7 @@ export class MoatServer {
     const range = parsePortRange(config.passive.ports)!;
     const root = resolveHostPath(config.root);
     this.guard = new Guard(config, this.events);
+    const homes = localHomes(root);
     // A new ban also ends the banned address's live sessions.
     this.guard.onBan = (ip) => {
       for (const s of this.sessions) {
@@ -65,7 +66,7 @@ export class MoatServer {
       config,
       events: this.events,
       users: parts.users,
-      storageFor: parts.storage ?? ((user) => LocalStorage.create(root, user.home)),
+      storageFor: parts.storage ?? ((user) => homes(user.home)),
       passive: new PassivePorts(range.min, range.max, config.limits.max_passive_listeners),
       commands: wrapCommands(buildCommandTable(parts.commands), parts.wrapCommand),
       guard: this.guard,

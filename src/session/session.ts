@@ -23,6 +23,19 @@ export interface ActiveTransfer {
   done: Promise<void>;
 }
 
+/** Session ids are 48 random bits, drawn from a pool: one getrandom call per 512 connections. */
+const ID_BYTES = 6;
+let idPool = Buffer.alloc(0);
+let idOffset = 0;
+function newSessionId(): string {
+  if (idOffset + ID_BYTES > idPool.length) {
+    idPool = randomBytes(ID_BYTES * 512);
+    idOffset = 0;
+  }
+  idOffset += ID_BYTES;
+  return idPool.toString('hex', idOffset - ID_BYTES, idOffset);
+}
+
 const DEFAULT_MLST_FACTS = ['type', 'size', 'modify', 'perm', 'unique', 'unix.mode'];
 
 const HTTP_REQUEST = /^(GET|HEAD|POST|PUT|DELETE|OPTIONS|CONNECT|PATCH|TRACE) \S+ HTTP\/\d/;
@@ -36,7 +49,7 @@ const MAX_QUEUED_LINES = 64;
  * transfer slot, and the only path to the socket: `send`.
  */
 export class Session {
-  readonly id = randomBytes(6).toString('hex');
+  readonly id = newSessionId();
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly localAddress: string;

@@ -113,6 +113,30 @@ function toInfo(name: string, st: BigIntStats, kind: FileKind = kindOf(st)): Fil
   };
 }
 
+/** How long a verified home is trusted before a login checks it again (and recreates it if removed). */
+const HOME_RECHECK_MS = 10_000;
+
+/**
+ * Homes under `root`, one LocalStorage each, verified by `LocalStorage.create` at
+ * most every HOME_RECHECK_MS: a camera that logs in every few seconds, or a
+ * thousand of them, costs no filesystem calls at login. Safe to share: a
+ * LocalStorage holds no per-session state, and every operation re-checks the jail.
+ */
+export function localHomes(root: string): (home: string) => Promise<LocalStorage> {
+  const verified = new Map<string, { storage: Promise<LocalStorage>; at: number }>();
+  return (home) => {
+    const now = Date.now();
+    const hit = verified.get(home);
+    if (hit && now - hit.at < HOME_RECHECK_MS) return hit.storage;
+    const entry = { storage: LocalStorage.create(root, home), at: now };
+    verified.set(home, entry);
+    entry.storage.catch(() => {
+      if (verified.get(home) === entry) verified.delete(home);
+    });
+    return entry.storage;
+  };
+}
+
 /** Where a virtual path lands on disk, after the jail check. */
 interface Resolved {
   /** True for the home itself, which cannot be deleted or renamed. */
