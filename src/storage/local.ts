@@ -214,9 +214,7 @@ export class LocalStorage implements Storage {
   async read(vpath: VirtualPath, options: { start?: number } = {}): Promise<Download> {
     const start = options.start ?? 0;
     if (!Number.isSafeInteger(start) || start < 0) throw fail('invalid-path');
-    const r = await this.#existing(vpath);
-    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
-    const fh = await this.#fs(() => fs.open(r.real, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK));
+    const fh = await this.#openForReading(vpath);
     let size: number;
     try {
       const st = await fh.stat();
@@ -392,6 +390,27 @@ export class LocalStorage implements Storage {
     }
     if (!isInside(real, realHome)) throw fail('outside-jail');
     return { isHome: false, entry, real, lstat };
+  }
+
+  /**
+   * Opens a file to read without the lstat of #resolve: O_NOFOLLOW makes the
+   * open itself tell a plain entry (opened) from a link (ELOOP), and only a
+   * link takes the full resolve, which follows it inside the jail or refuses it.
+   * O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever.
+   */
+  async #openForReading(vpath: VirtualPath): Promise<FileHandle> {
+    const flags = C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
+    const parts = this.#segments(vpath);
+    const realHome = await this.#realHomePath();
+    const parentReal = await this.#realInside(parts.slice(0, -1), realHome);
+    const entry = parts.length === 0 ? realHome : path.join(parentReal, parts[parts.length - 1]!);
+    try {
+      return await fs.open(entry, flags);
+    } catch (error) {
+      if (errno(error) !== 'ELOOP') throw toStorageError(error);
+    }
+    const r = await this.#existing(vpath);
+    return this.#fs(() => fs.open(r.real, flags));
   }
 
   async #existing(vpath: VirtualPath): Promise<Resolved> {
