@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
+import type { DirectSource } from '../storage/types.js';
 
 class PrematureClose extends Error {
   readonly code = 'ERR_STREAM_PREMATURE_CLOSE';
@@ -8,7 +9,7 @@ class PrematureClose extends Error {
  * Moves every byte of `source` into `sink`, honouring the sink's backpressure,
  * and settles once the source has ended and the sink has taken its last chunk.
  * Ending or closing the sink is the caller's job (the transfer closes the data
- * socket, an upload commits).
+ * socket, an upload commits). A source that implements DirectSource sends itself.
  *
  * Why not `stream.pipeline`: it builds an AbortController, end-of-stream
  * watchers and an AbortError (with a stack) per call, which is most of the
@@ -17,6 +18,8 @@ class PrematureClose extends Error {
  * `signal` aborting) destroy the source and reject.
  */
 export function copy(source: Readable, sink: Writable, signal: AbortSignal, progress: (bytes: number) => void): Promise<void> {
+  const direct = (source as Readable & Partial<DirectSource>).sendTo;
+  if (typeof direct === 'function') return direct.call(source, sink, signal, progress);
   return new Promise<void>((resolve, reject) => {
     let settled = false;
     const settle = (error?: unknown): void => {

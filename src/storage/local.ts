@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { constants as C, type BigIntStats } from 'node:fs';
 import fs, { type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable, Writable } from 'node:stream';
+import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import {
   StorageError,
@@ -10,11 +10,12 @@ import {
   type FileInfo,
   type FileKind,
   type Storage,
-  type StorageErrorKind,
   type Upload,
   type VirtualPath,
   type WriteOptions,
 } from './types.js';
+import { errno, fail, toStorageError } from './errors.js';
+import { FileSource } from './file-source.js';
 import { segments } from './vpath.js';
 
 /*
@@ -40,48 +41,6 @@ const TEMP_SUFFIX = '.part';
 const IO_CHUNK = 1024 * 1024;
 /** How many lstat calls a listing keeps in flight: enough to keep the disk busy, bounded for huge folders. */
 const LIST_CONCURRENCY = 64;
-
-/** Fixed texts per kind: errno messages carry host paths, so they stay in `cause` for the log. */
-const MESSAGES: Record<StorageErrorKind, string> = {
-  'not-found': 'no such file or directory',
-  exists: 'already exists',
-  'not-a-directory': 'not a directory',
-  'is-a-directory': 'is a directory',
-  'not-empty': 'directory not empty',
-  permission: 'permission denied',
-  'no-space': 'no space left on device',
-  quota: 'disk quota exceeded',
-  'invalid-path': 'invalid path',
-  'outside-jail': 'path leaves the home folder',
-  io: 'input/output error',
-};
-
-const ERRNO_KINDS: Record<string, StorageErrorKind> = {
-  ENOENT: 'not-found',
-  EEXIST: 'exists',
-  ENOTDIR: 'not-a-directory',
-  EISDIR: 'is-a-directory',
-  ENOTEMPTY: 'not-empty',
-  EACCES: 'permission',
-  EPERM: 'permission',
-  ENOSPC: 'no-space',
-  EDQUOT: 'quota',
-};
-
-function fail(kind: StorageErrorKind, cause?: unknown): StorageError {
-  return new StorageError(kind, MESSAGES[kind], cause === undefined ? undefined : { cause });
-}
-
-/** Turn any failure from node:fs into a StorageError whose message holds no host path. */
-export function toStorageError(error: unknown): StorageError {
-  if (error instanceof StorageError) return error;
-  const code = (error as NodeJS.ErrnoException | null)?.code;
-  return fail((code && ERRNO_KINDS[code]) || 'io', error);
-}
-
-function errno(error: unknown): string | undefined {
-  return (error as NodeJS.ErrnoException | null)?.code;
-}
 
 function isTempName(name: string): boolean {
   return name.startsWith(TEMP_PREFIX) && name.endsWith(TEMP_SUFFIX);
@@ -225,14 +184,9 @@ export class LocalStorage implements Storage {
       await fh.close();
       throw toStorageError(error);
     }
-    if (start >= size) {
-      await fh.close();
-      return { size, stream: Readable.from([]) };
-    }
     // Bounded by the size announced in the 150 reply: buffers are no larger than what is
     // left (a 64 KiB file costs one 64 KiB buffer, not a 1 MiB one) and no read is spent on EOF.
-    const stream = fh.createReadStream({ start, end: size - 1, highWaterMark: Math.min(IO_CHUNK, size - start) });
-    return { size, stream };
+    return { size, stream: new FileSource(fh, start, size) };
   }
 
   async write(vpath: VirtualPath, options: WriteOptions = {}): Promise<Upload> {

@@ -55,11 +55,24 @@ export interface WriteOptions {
   append?: boolean;
 }
 
+/**
+ * Optional capability of a download's stream: it writes its bytes into `sink`
+ * itself, faster than through its Readable side (LocalStorage reuses two
+ * buffers). Settles when the last chunk has been taken by the sink; rejects on
+ * a read or write error, or as soon as `signal` aborts. Always releases the source.
+ */
+export interface DirectSource {
+  sendTo(sink: Writable, signal: AbortSignal, progress: (bytes: number) => void): Promise<void>;
+}
+
 /** A file opened for download. */
 export interface Download {
   /** The file's size when it was opened: what the 150 reply announces and the most `stream` yields. */
   size: number;
-  /** The bytes from the start offset on (empty when the offset is at or past the end). */
+  /**
+   * The bytes from the start offset on (empty when the offset is at or past the end);
+   * it may also implement DirectSource.
+   */
   stream: Readable;
 }
 

@@ -1,0 +1,44 @@
+import { StorageError, type StorageErrorKind } from './types.js';
+
+/** Fixed texts per kind: errno messages carry host paths, so they stay in `cause` for the log. */
+const MESSAGES: Record<StorageErrorKind, string> = {
+  'not-found': 'no such file or directory',
+  exists: 'already exists',
+  'not-a-directory': 'not a directory',
+  'is-a-directory': 'is a directory',
+  'not-empty': 'directory not empty',
+  permission: 'permission denied',
+  'no-space': 'no space left on device',
+  quota: 'disk quota exceeded',
+  'invalid-path': 'invalid path',
+  'outside-jail': 'path leaves the home folder',
+  io: 'input/output error',
+};
+
+const ERRNO_KINDS: Record<string, StorageErrorKind> = {
+  ENOENT: 'not-found',
+  EEXIST: 'exists',
+  ENOTDIR: 'not-a-directory',
+  EISDIR: 'is-a-directory',
+  ENOTEMPTY: 'not-empty',
+  EACCES: 'permission',
+  EPERM: 'permission',
+  ENOSPC: 'no-space',
+  EDQUOT: 'quota',
+};
+
+export function fail(kind: StorageErrorKind, cause?: unknown): StorageError {
+  return new StorageError(kind, MESSAGES[kind], cause === undefined ? undefined : { cause });
+}
+
+/** Turn any failure from node:fs into a StorageError whose message holds no host path. */
+export function toStorageError(error: unknown): StorageError {
+  if (error instanceof StorageError) return error;
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  return fail((code && ERRNO_KINDS[code]) || 'io', error);
+}
+
+export function errno(error: unknown): string | undefined {
+  return (error as NodeJS.ErrnoException | null)?.code;
+}
+

@@ -1,0 +1,121 @@
+import type { FileHandle } from 'node:fs/promises';
+import { Readable, type Writable } from 'node:stream';
+import { toStorageError } from './errors.js';
+import type { DirectSource } from './types.js';
+
+/** Bytes per read of the Readable side (TYPE A, embedders). */
+const STREAM_CHUNK = 1024 * 1024;
+/**
+ * Buffer size of the direct path. Measured on loopback (1 GiB, tmpfs): 1 MiB
+ * reads and writes gave 2.9 GB/s, 2 MiB 3.2 GB/s, 4 MiB 3.8 GB/s: fewer, larger
+ * socket writes and thread-pool reads per byte.
+ */
+const MAX_CHUNK = 4 * 1024 * 1024;
+/** Always granted, budget or not, so every download keeps moving. */
+const MIN_CHUNK = 256 * 1024;
+/** What all downloads together may hold in direct-path buffers beyond MIN_CHUNK each. */
+const BUFFER_BUDGET = 64 * 1024 * 1024;
+let budgetInUse = 0;
+
+/** Size of each of a download's two buffers: large while the budget lasts. */
+function grantChunk(remaining: number): number {
+  const wanted = Math.min(MAX_CHUNK, remaining);
+  if (wanted <= MIN_CHUNK) return wanted;
+  return Math.max(MIN_CHUNK, Math.min(wanted, Math.floor((BUFFER_BUDGET - budgetInUse) / 2)));
+}
+
+/**
+ * The bytes [start, end) of an open file. As a Readable it allocates a buffer
+ * per read, as streams must (a pushed chunk belongs to the consumer). `sendTo`
+ * is the fast path for a transfer: two buffers, reused, the next read running
+ * while the last chunk is written, so a 1 GiB download allocates 8 MiB, not
+ * 1 GiB of garbage, and a shared budget bounds what many downloads hold at once. The handle is closed once, when the stream is destroyed
+ * (at its end, on error, or by the caller).
+ */
+export class FileSource extends Readable implements DirectSource {
+  #position: number;
+
+  constructor(
+    private readonly fh: FileHandle,
+    start: number,
+    private readonly end: number,
+  ) {
+    super();
+    this.#position = start;
+  }
+
+  override _read(): void {
+    const length = Math.min(STREAM_CHUNK, this.end - this.#position);
+    if (length <= 0) {
+      this.push(null);
+      return;
+    }
+    const buffer = Buffer.allocUnsafeSlow(length);
+    this.#readInto(buffer).then(
+      (n) => this.push(n === 0 ? null : n === length ? buffer : buffer.subarray(0, n)),
+      (error: unknown) => this.destroy(toStorageError(error)),
+    );
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.fh.close().then(
+      () => callback(error),
+      (closeError: unknown) => callback(error ?? (closeError as Error)),
+    );
+  }
+
+  async sendTo(sink: Writable, signal: AbortSignal, progress: (bytes: number) => void): Promise<void> {
+    const size = grantChunk(this.end - this.#position);
+    const buffers = size > 0 ? [Buffer.allocUnsafeSlow(size), Buffer.allocUnsafeSlow(size)] : [];
+    budgetInUse += 2 * size;
+    const aborted = new Promise<never>((_, reject) => {
+      const onAbort = () => reject(signal.reason ?? new Error('aborted'));
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    });
+    // Whatever is still pending when we bail out settles later with nobody awaiting it.
+    const settled = <T>(p: Promise<T>): Promise<T> => {
+      p.catch(() => undefined);
+      return p;
+    };
+    settled(aborted);
+    try {
+      let next = settled(buffers.length ? this.#readInto(buffers[0]!) : Promise.resolve(0));
+      for (let i = 0; ; i++) {
+        const filled = await Promise.race([next, aborted]);
+        if (filled === 0) break;
+        const written = settled(writeChunk(sink, buffers[i % 2]!.subarray(0, filled)));
+        progress(filled);
+        // The other buffer is free: its write completed before this iteration began.
+        next = settled(this.#position < this.end ? this.#readInto(buffers[(i + 1) % 2]!) : Promise.resolve(0));
+        await Promise.race([written, aborted]);
+      }
+    } finally {
+      budgetInUse -= 2 * size;
+      this.destroy();
+    }
+  }
+
+  /** Fills `buffer` from the current position (less at the end of the range, 0 past EOF). */
+  async #readInto(buffer: Buffer): Promise<number> {
+    const length = Math.min(buffer.length, this.end - this.#position);
+    const position = this.#position;
+    this.#position += length;
+    let bytesRead: number;
+    try {
+      ({ bytesRead } = await this.fh.read(buffer, 0, length, position));
+    } catch (error) {
+      throw toStorageError(error);
+    }
+    // A file that shrank since it was opened ends early; nothing past `end` is read.
+    if (bytesRead < length) this.#position = this.end;
+    return bytesRead;
+  }
+}
+
+/** Resolves once `sink` has handed the chunk on (so its buffer may be reused), rejects on failure. */
+function writeChunk(sink: Writable, chunk: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    sink.write(chunk, (error) => (error ? reject(error) : resolve()));
+  });
+}
