@@ -14,6 +14,7 @@ import {
   type VirtualPath,
   type WriteOptions,
 } from './types.js';
+import { lstatBatch } from './lstat-batch.js';
 import { segments } from './vpath.js';
 
 /*
@@ -37,7 +38,7 @@ import { segments } from './vpath.js';
 const TEMP_PREFIX = '.moat-upload-';
 const TEMP_SUFFIX = '.part';
 const IO_CHUNK = 1024 * 1024;
-/** How many lstat calls a listing keeps in flight: enough to keep the disk busy, bounded for huge folders. */
+/** How many symlinks a listing resolves at once: enough to keep the disk busy, bounded for folders full of links. */
 const LIST_CONCURRENCY = 64;
 
 /** Fixed texts per kind: errno messages carry host paths, so they stay in `cause` for the log. */
@@ -161,29 +162,28 @@ export class LocalStorage implements Storage {
   }
 
   async list(vpath: VirtualPath, options: { limit?: number } = {}): Promise<FileInfo[]> {
-    const limit = options.limit ?? Infinity;
     const r = await this.#existing(vpath);
-    const dir = await this.#fs(() => fs.opendir(r.real, { bufferSize: 256 }));
     const realHome = await this.#realHomePath();
+    const names = await this.#readNames(r.real, options.limit ?? Infinity);
+    names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const stats = await this.#fs(() => lstatBatch(r.real, names));
     const out: FileInfo[] = [];
-    try {
-      // Batches keep at most LIST_CONCURRENCY stat calls in flight and yield to
-      // the event loop between them, so a huge folder never stalls other sessions.
-      while (out.length < limit) {
-        const names: string[] = [];
-        while (names.length < Math.min(LIST_CONCURRENCY, limit - out.length)) {
-          const dirent = await this.#fs(() => dir.read());
-          if (!dirent) break;
-          if (!isTempName(dirent.name)) names.push(dirent.name);
-        }
-        if (names.length === 0) break;
-        const infos = await Promise.all(names.map((name) => this.#listEntry(r.real, name, realHome)));
-        for (const info of infos) if (info) out.push(info);
-      }
-    } finally {
-      await dir.close().catch(() => undefined);
+    const links: { at: number; lst: BigIntStats }[] = [];
+    for (let i = 0; i < names.length; i++) {
+      const st = stats[i];
+      if (!st) continue; // removed since readdir
+      if (st.isSymbolicLink()) links.push({ at: out.length, lst: st });
+      out.push(toInfo(names[i]!, st));
     }
-    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    // Only links need the jail check: anything else is a child of a folder already proved inside.
+    for (let i = 0; i < links.length; i += LIST_CONCURRENCY) {
+      await Promise.all(
+        links.slice(i, i + LIST_CONCURRENCY).map(async ({ at, lst }) => {
+          out[at] = await this.#linkInfo(r.real, out[at]!.name, lst, realHome);
+        }),
+      );
+    }
+    return out;
   }
 
   async read(vpath: VirtualPath, options: { start?: number } = {}): Promise<Readable> {
@@ -365,16 +365,25 @@ export class LocalStorage implements Storage {
     return r;
   }
 
-  async #listEntry(dirReal: string, name: string, realHome: string): Promise<FileInfo | null> {
-    const entry = path.join(dirReal, name);
-    let lst: BigIntStats;
+  /** Names in a folder, up to `limit`, without upload temp files. Streamed, so memory is bounded by the limit. */
+  async #readNames(dirReal: string, limit: number): Promise<string[]> {
+    const dir = await this.#fs(() => fs.opendir(dirReal, { bufferSize: 1024 }));
+    const names: string[] = [];
     try {
-      lst = await fs.lstat(entry, { bigint: true });
-    } catch (error) {
-      if (errno(error) === 'ENOENT') return null; // removed since readdir
-      throw toStorageError(error);
+      while (names.length < limit) {
+        const dirent = await this.#fs(() => dir.read());
+        if (!dirent) break;
+        if (!isTempName(dirent.name)) names.push(dirent.name);
+      }
+    } finally {
+      await dir.close().catch(() => undefined);
     }
-    if (!lst.isSymbolicLink()) return toInfo(name, lst);
+    return names;
+  }
+
+  /** A link in a listing: what it points to when that is inside the home, else the link itself (`lst`). */
+  async #linkInfo(dirReal: string, name: string, lst: BigIntStats, realHome: string): Promise<FileInfo> {
+    const entry = path.join(dirReal, name);
     try {
       const real = await fs.realpath(entry);
       if (isInside(real, realHome)) return toInfo(name, await fs.stat(real, { bigint: true }));
