@@ -14,7 +14,7 @@ import {
   type VirtualPath,
   type WriteOptions,
 } from './types.js';
-import { lstatBatch } from './lstat-batch.js';
+import { statWorkers, type LstatResult } from './stat-workers.js';
 import { segments } from './vpath.js';
 
 /*
@@ -113,6 +113,19 @@ function toInfo(name: string, st: BigIntStats, kind: FileKind = kindOf(st)): Fil
   };
 }
 
+/** Same as toInfo, from a stat worker's answer. */
+function packedInfo(name: string, st: LstatResult): FileInfo {
+  return {
+    name,
+    kind: st.kind,
+    size: st.kind === 'link' ? 0 : st.size,
+    mtime: new Date(st.mtimeMs),
+    mode: st.mode & 0o777,
+    unique: `${st.dev.toString(16)}-${st.ino.toString(16)}`,
+    nlink: st.nlink,
+  };
+}
+
 /** Where a virtual path lands on disk, after the jail check. */
 interface Resolved {
   /** True for the home itself, which cannot be deleted or renamed. */
@@ -166,20 +179,20 @@ export class LocalStorage implements Storage {
     const realHome = await this.#realHomePath();
     const names = await this.#readNames(r.real, options.limit ?? Infinity);
     names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    const stats = await this.#fs(() => lstatBatch(r.real, names));
+    const stats = await this.#fs(() => statWorkers.lstat(r.real, names));
     const out: FileInfo[] = [];
-    const links: { at: number; lst: BigIntStats }[] = [];
+    const links: number[] = [];
     for (let i = 0; i < names.length; i++) {
       const st = stats[i];
       if (!st) continue; // removed since readdir
-      if (st.isSymbolicLink()) links.push({ at: out.length, lst: st });
-      out.push(toInfo(names[i]!, st));
+      if (st.kind === 'link') links.push(out.length);
+      out.push(packedInfo(names[i]!, st));
     }
     // Only links need the jail check: anything else is a child of a folder already proved inside.
     for (let i = 0; i < links.length; i += LIST_CONCURRENCY) {
       await Promise.all(
-        links.slice(i, i + LIST_CONCURRENCY).map(async ({ at, lst }) => {
-          out[at] = await this.#linkInfo(r.real, out[at]!.name, lst, realHome);
+        links.slice(i, i + LIST_CONCURRENCY).map(async (at) => {
+          out[at] = await this.#linkInfo(r.real, out[at]!, realHome);
         }),
       );
     }
@@ -381,16 +394,16 @@ export class LocalStorage implements Storage {
     return names;
   }
 
-  /** A link in a listing: what it points to when that is inside the home, else the link itself (`lst`). */
-  async #linkInfo(dirReal: string, name: string, lst: BigIntStats, realHome: string): Promise<FileInfo> {
-    const entry = path.join(dirReal, name);
+  /** A link in a listing: what it points to when that is inside the home, else the link itself. */
+  async #linkInfo(dirReal: string, link: FileInfo, realHome: string): Promise<FileInfo> {
+    const entry = path.join(dirReal, link.name);
     try {
       const real = await fs.realpath(entry);
-      if (isInside(real, realHome)) return toInfo(name, await fs.stat(real, { bigint: true }));
+      if (isInside(real, realHome)) return toInfo(link.name, await fs.stat(real, { bigint: true }));
     } catch {
       // dangling or looping: shown like a link pointing outside
     }
-    return toInfo(name, lst, 'link');
+    return link;
   }
 
   async #fs<T>(op: () => Promise<T>): Promise<T> {
