@@ -1,4 +1,4 @@
-import type { FileInfo } from '../storage/types.js';
+import type { FileInfo, FileKind } from '../storage/types.js';
 
 /*
  * Text forms of file metadata that FTP clients parse: `ls -l` lines (LIST),
@@ -25,32 +25,70 @@ function two(n: number): string {
   return String(n).padStart(2, '0');
 }
 
-function rwx(mode: number): string {
+/** `rwxr-xr-x` for each of the 512 permission values: a listing looks one up per entry. */
+const RWX = Array.from({ length: 0o1000 }, (_, mode) => {
   let out = '';
   for (const shift of [6, 3, 0]) {
     const bits = (mode >> shift) & 7;
     out += (bits & 4 ? 'r' : '-') + (bits & 2 ? 'w' : '-') + (bits & 1 ? 'x' : '-');
   }
   return out;
-}
+});
 
 /**
- * One `ls -l` line, in the layout vsftpd and most servers use:
+ * Memo for date columns within one listing: a big folder's files mostly share
+ * a few minutes or days, and formatting a date costs more than the lookup.
+ * Per listing, not global, so it holds at most one string per distinct key.
+ */
+function memo(format: (key: number) => string): (key: number) => string {
+  const cache = new Map<number, string>();
+  return (key) => {
+    let text = cache.get(key);
+    if (text === undefined) {
+      text = format(key);
+      cache.set(key, text);
+    }
+    return text;
+  };
+}
+
+const MINUTE_MS = 60 * 1000;
+const DAY_MS = 24 * 60 * MINUTE_MS;
+
+/**
+ * `ls -l` lines, in the layout vsftpd and most servers use:
  * `drwxr-xr-x    2 ftp      ftp          4096 Nov 23 09:18 name`.
  * Owner and group are always "ftp": host user and group ids are none of the client's business.
+ * Returns a formatter for many lines against one clock, as a listing needs.
  */
+export function lsLineFormatter(now: Date): (info: FileInfo) => string {
+  const nowMs = now.getTime();
+  const recentDate = memo((minute) => {
+    const t = new Date(minute * MINUTE_MS);
+    return `${MONTHS[t.getUTCMonth()]} ${String(t.getUTCDate()).padStart(2, ' ')} ${two(t.getUTCHours())}:${two(t.getUTCMinutes())}`;
+  });
+  const oldDate = memo((day) => {
+    const t = new Date(day * DAY_MS);
+    return `${MONTHS[t.getUTCMonth()]} ${String(t.getUTCDate()).padStart(2, ' ')}  ${t.getUTCFullYear()}`;
+  });
+  return (info) => {
+    const type = info.kind === 'dir' ? 'd' : info.kind === 'link' ? 'l' : '-';
+    const ms = info.mtime.getTime();
+    const age = nowMs - ms;
+    const when =
+      age < SIX_MONTHS_MS && age > -ONE_HOUR_MS
+        ? recentDate(Math.floor(ms / MINUTE_MS))
+        : oldDate(Math.floor(ms / DAY_MS));
+    return (
+      `${type}${RWX[info.mode & 0o777]} ${String(info.nlink).padStart(4)} ftp      ftp      ` +
+      `${String(info.size).padStart(8)} ${when} ${safeName(info.name)}`
+    );
+  };
+}
+
+/** One `ls -l` line (see lsLineFormatter). */
 export function formatLsLine(info: FileInfo, now: Date): string {
-  const type = info.kind === 'dir' ? 'd' : info.kind === 'link' ? 'l' : '-';
-  const t = info.mtime;
-  const age = now.getTime() - t.getTime();
-  const recent = age < SIX_MONTHS_MS && age > -ONE_HOUR_MS;
-  const when =
-    `${MONTHS[t.getUTCMonth()]} ${String(t.getUTCDate()).padStart(2, ' ')} ` +
-    (recent ? `${two(t.getUTCHours())}:${two(t.getUTCMinutes())}` : ` ${t.getUTCFullYear()}`);
-  return (
-    `${type}${rwx(info.mode)} ${String(info.nlink).padStart(4)} ${'ftp'.padEnd(8)} ${'ftp'.padEnd(8)} ` +
-    `${String(info.size).padStart(8)} ${when} ${safeName(info.name)}`
-  );
+  return lsLineFormatter(now)(info);
 }
 
 /** YYYYMMDDHHMMSS in UTC, the MDTM reply and the RFC 3659 time-val. */
@@ -96,7 +134,7 @@ function isLeap(year: number): boolean {
  * (see auth/permissions). Links and special files get none: the storage refuses
  * them except for delete and rename of special files.
  */
-export function mlsxPerm(info: FileInfo, userPermissions: string): string {
+export function mlsxPerm(info: Pick<FileInfo, 'kind'>, userPermissions: string): string {
   const has = (letter: string) => userPermissions.includes(letter);
   let out = '';
   if (info.kind === 'file') {
@@ -117,6 +155,14 @@ export function mlsxPerm(info: FileInfo, userPermissions: string): string {
   return out;
 }
 
+const KINDS: readonly FileKind[] = ['file', 'dir', 'link', 'other'];
+
+/** mlsxPerm for every entry of one listing: the letters depend only on the entry's kind. */
+export function mlsxPermByKind(userPermissions: string): (info: FileInfo) => string {
+  const byKind = new Map(KINDS.map((kind) => [kind, mlsxPerm({ kind }, userPermissions)]));
+  return (info) => byKind.get(info.kind)!;
+}
+
 function mlsxType(info: FileInfo): string {
   switch (info.kind) {
     case 'file':
@@ -130,24 +176,49 @@ function mlsxType(info: FileInfo): string {
   }
 }
 
+/** `UNIX.mode` values for each of the 512 permission values. */
+const OCTAL_MODE = Array.from({ length: 0o1000 }, (_, mode) => mode.toString(8).padStart(4, '0'));
+
+/** The facts a client asked for (OPTS MLST), decided once per listing rather than per entry. */
+function wantedFacts(facts: Set<string> | undefined): (name: string) => boolean {
+  if (!facts) return () => true;
+  const wanted = new Set([...facts].map((f) => f.toLowerCase()));
+  return (name) => wanted.has(name.toLowerCase());
+}
+
 /**
- * One MLSD line or MLST entry: `type=file;size=123;modify=...;perm=...;unique=...;UNIX.mode=0644; name`.
- * `facts` (lower-case names, from OPTS MLST) limits which facts appear; all by default.
+ * MLSD lines: `type=file;size=123;modify=...;perm=...;unique=...;UNIX.mode=0644; name`.
+ * `facts` (from OPTS MLST) limits which facts appear; all by default. Returns a
+ * formatter for many lines, with `perm` derived per kind from the user's permission letters.
  */
+export function mlsxFormatter(
+  perm: (info: FileInfo) => string,
+  options: { facts?: Set<string> } = {},
+): (info: FileInfo) => string {
+  const want = wantedFacts(options.facts);
+  const [type, size, modify, permFact, unique, mode] = (
+    ['type', 'size', 'modify', 'perm', 'unique', 'UNIX.mode'] as const
+  ).map(want);
+  const modifyText = memo((second) => formatMdtm(new Date(second * 1000)));
+  return (info) => {
+    let out = '';
+    if (type) out += `type=${mlsxType(info)};`;
+    if (size && info.kind !== 'dir') out += `size=${info.size};`;
+    if (modify) {
+      const msTotal = info.mtime.getTime();
+      const ms = ((msTotal % 1000) + 1000) % 1000;
+      out += `modify=${modifyText(Math.floor(msTotal / 1000))}${ms ? `.${String(ms).padStart(3, '0')}` : ''};`;
+    }
+    if (permFact) out += `perm=${perm(info)};`;
+    if (unique) out += `unique=${info.unique};`;
+    if (mode) out += `UNIX.mode=${OCTAL_MODE[info.mode & 0o777]};`;
+    return `${out} ${safeName(info.name)}`;
+  };
+}
+
+/** One MLSD line or MLST entry with the given `perm` letters (see mlsxFormatter). */
 export function formatMlsxFacts(info: FileInfo, perm: string, options: { facts?: Set<string> } = {}): string {
-  const wanted = options.facts ? new Set([...options.facts].map((f) => f.toLowerCase())) : null;
-  const facts: [string, string][] = [['type', mlsxType(info)]];
-  if (info.kind !== 'dir') facts.push(['size', String(info.size)]);
-  const ms = info.mtime.getUTCMilliseconds();
-  facts.push(['modify', formatMdtm(info.mtime) + (ms ? `.${String(ms).padStart(3, '0')}` : '')]);
-  facts.push(['perm', perm]);
-  facts.push(['unique', info.unique]);
-  facts.push(['UNIX.mode', (info.mode & 0o777).toString(8).padStart(4, '0')]);
-  let out = '';
-  for (const [name, value] of facts) {
-    if (!wanted || wanted.has(name.toLowerCase())) out += `${name}=${value};`;
-  }
-  return `${out} ${safeName(info.name)}`;
+  return mlsxFormatter(() => perm, options)(info);
 }
 
 /**

@@ -16,6 +16,7 @@ import {
 } from './types.js';
 import { errno, fail, toStorageError } from './errors.js';
 import { FileSource } from './file-source.js';
+import { statWorkers, type LstatResult } from './stat-workers.js';
 import { segments } from './vpath.js';
 
 /*
@@ -39,7 +40,7 @@ import { segments } from './vpath.js';
 const TEMP_PREFIX = '.moat-upload-';
 const TEMP_SUFFIX = '.part';
 const IO_CHUNK = 1024 * 1024;
-/** How many lstat calls a listing keeps in flight: enough to keep the disk busy, bounded for huge folders. */
+/** How many symlinks a listing resolves at once: enough to keep the disk busy, bounded for folders full of links. */
 const LIST_CONCURRENCY = 64;
 
 function isTempName(name: string): boolean {
@@ -69,6 +70,19 @@ function toInfo(name: string, st: BigIntStats, kind: FileKind = kindOf(st)): Fil
     mode: Number(st.mode) & 0o777,
     unique: `${st.dev.toString(16)}-${st.ino.toString(16)}`,
     nlink: Number(st.nlink),
+  };
+}
+
+/** Same as toInfo, from a stat worker's answer. */
+function packedInfo(name: string, st: LstatResult): FileInfo {
+  return {
+    name,
+    kind: st.kind,
+    size: st.kind === 'link' ? 0 : st.size,
+    mtime: new Date(st.mtimeMs),
+    mode: st.mode & 0o777,
+    unique: `${st.dev.toString(16)}-${st.ino.toString(16)}`,
+    nlink: st.nlink,
   };
 }
 
@@ -145,29 +159,28 @@ export class LocalStorage implements Storage {
   }
 
   async list(vpath: VirtualPath, options: { limit?: number } = {}): Promise<FileInfo[]> {
-    const limit = options.limit ?? Infinity;
     const r = await this.#existing(vpath);
-    const dir = await this.#fs(() => fs.opendir(r.real, { bufferSize: 256 }));
     const realHome = await this.#realHomePath();
+    const names = await this.#readNames(r.real, options.limit ?? Infinity);
+    names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const stats = await this.#fs(() => statWorkers.lstat(r.real, names));
     const out: FileInfo[] = [];
-    try {
-      // Batches keep at most LIST_CONCURRENCY stat calls in flight and yield to
-      // the event loop between them, so a huge folder never stalls other sessions.
-      while (out.length < limit) {
-        const names: string[] = [];
-        while (names.length < Math.min(LIST_CONCURRENCY, limit - out.length)) {
-          const dirent = await this.#fs(() => dir.read());
-          if (!dirent) break;
-          if (!isTempName(dirent.name)) names.push(dirent.name);
-        }
-        if (names.length === 0) break;
-        const infos = await Promise.all(names.map((name) => this.#listEntry(r.real, name, realHome)));
-        for (const info of infos) if (info) out.push(info);
-      }
-    } finally {
-      await dir.close().catch(() => undefined);
+    const links: number[] = [];
+    for (let i = 0; i < names.length; i++) {
+      const st = stats[i];
+      if (!st) continue; // removed since readdir
+      if (st.kind === 'link') links.push(out.length);
+      out.push(packedInfo(names[i]!, st));
     }
-    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    // Only links need the jail check: anything else is a child of a folder already proved inside.
+    for (let i = 0; i < links.length; i += LIST_CONCURRENCY) {
+      await Promise.all(
+        links.slice(i, i + LIST_CONCURRENCY).map(async (at) => {
+          out[at] = await this.#linkInfo(r.real, out[at]!, realHome);
+        }),
+      );
+    }
+    return out;
   }
 
   async read(vpath: VirtualPath, options: { start?: number } = {}): Promise<Download> {
@@ -373,23 +386,32 @@ export class LocalStorage implements Storage {
     return r;
   }
 
-  async #listEntry(dirReal: string, name: string, realHome: string): Promise<FileInfo | null> {
-    const entry = path.join(dirReal, name);
-    let lst: BigIntStats;
+  /** Names in a folder, up to `limit`, without upload temp files. Streamed, so memory is bounded by the limit. */
+  async #readNames(dirReal: string, limit: number): Promise<string[]> {
+    const dir = await this.#fs(() => fs.opendir(dirReal, { bufferSize: 1024 }));
+    const names: string[] = [];
     try {
-      lst = await fs.lstat(entry, { bigint: true });
-    } catch (error) {
-      if (errno(error) === 'ENOENT') return null; // removed since readdir
-      throw toStorageError(error);
+      while (names.length < limit) {
+        const dirent = await this.#fs(() => dir.read());
+        if (!dirent) break;
+        if (!isTempName(dirent.name)) names.push(dirent.name);
+      }
+    } finally {
+      await dir.close().catch(() => undefined);
     }
-    if (!lst.isSymbolicLink()) return toInfo(name, lst);
+    return names;
+  }
+
+  /** A link in a listing: what it points to when that is inside the home, else the link itself. */
+  async #linkInfo(dirReal: string, link: FileInfo, realHome: string): Promise<FileInfo> {
+    const entry = path.join(dirReal, link.name);
     try {
       const real = await fs.realpath(entry);
-      if (isInside(real, realHome)) return toInfo(name, await fs.stat(real, { bigint: true }));
+      if (isInside(real, realHome)) return toInfo(link.name, await fs.stat(real, { bigint: true }));
     } catch {
       // dangling or looping: shown like a link pointing outside
     }
-    return toInfo(name, lst, 'link');
+    return link;
   }
 
   async #fs<T>(op: () => Promise<T>): Promise<T> {

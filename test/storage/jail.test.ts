@@ -153,6 +153,41 @@ describe('symlinks pointing outside the home', () => {
   });
 });
 
+describe('links among thousands of plain entries', () => {
+  it('are each resolved or masked exactly as in a small folder', async () => {
+    const mixed = path.join(home, 'mixed');
+    await fs.mkdir(mixed);
+    for (let i = 0; i < 3_000; i += 500) {
+      await Promise.all(
+        Array.from({ length: 500 }, (_, j) => fs.writeFile(path.join(mixed, `f${String(i + j).padStart(4, '0')}`), 'x')),
+      );
+    }
+    await fs.symlink('/etc/passwd', path.join(mixed, 'f1000-out'));
+    await fs.symlink('../../bob/secret.txt', path.join(mixed, 'f2000-bob'));
+    await fs.symlink('nowhere', path.join(mixed, 'f2500-dangling'));
+    await fs.symlink('../sub/f.txt', path.join(mixed, 'f2999-in'));
+    const listed = await storage.list(v('mixed'));
+    assert.equal(listed.length, 3_004);
+    assert.deepEqual(
+      listed.map((i) => i.name),
+      listed.map((i) => i.name).sort(),
+    );
+    const byName = new Map(listed.map((i) => [i.name, i]));
+    for (const name of ['f1000-out', 'f2000-bob', 'f2500-dangling']) {
+      const info = byName.get(name)!;
+      assert.equal(info.kind, 'link', name);
+      assert.equal(info.size, 0, name);
+      const lst = await fs.lstat(path.join(mixed, name), { bigint: true });
+      assert.equal(info.unique, `${lst.dev.toString(16)}-${lst.ino.toString(16)}`, name);
+    }
+    const inside = byName.get('f2999-in')!;
+    assert.equal(inside.kind, 'file');
+    assert.equal(inside.size, 'inside'.length);
+    assert.equal(byName.get('f0000')?.kind, 'file');
+    await fs.rm(mixed, { recursive: true });
+  });
+});
+
 describe('symlinks pointing inside the home', () => {
   it('are followed', async () => {
     assert.equal((await storage.stat(v('inner'))).kind, 'dir');
