@@ -134,7 +134,7 @@ function mlsxType(info: FileInfo): string {
  * One MLSD line or MLST entry: `type=file;size=123;modify=...;perm=...;unique=...;UNIX.mode=0644; name`.
  * `facts` (lower-case names, from OPTS MLST) limits which facts appear; all by default.
  */
-export function formatMlsxFacts(info: FileInfo, perm: string, options: { facts?: Set<string> } = {}): string {
+export function formatMlsxFacts(info: FileInfo, perm: string, options: { facts?: ReadonlySet<string> } = {}): string {
   const wanted = options.facts ? new Set([...options.facts].map((f) => f.toLowerCase())) : null;
   const facts: [string, string][] = [['type', mlsxType(info)]];
   if (info.kind !== 'dir') facts.push(['size', String(info.size)]);
