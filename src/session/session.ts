@@ -79,8 +79,9 @@ export class Session implements LineSink {
   private pumping = false;
   private oversizeLines = 0;
   /**
-   * When the login and idle timeouts fire (ms since the epoch; 0 = never).
-   * Deadlines, not a Timeout each: the server checks them all on one coarse timer.
+   * When the login and idle timeouts fire, in ms since the epoch (login: 0
+   * once logged in). Deadlines, not a Timeout each: the server checks them
+   * all on one coarse timer.
    */
   private loginDeadline = 0;
   private idleDeadline = 0;
