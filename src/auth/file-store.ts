@@ -255,11 +255,8 @@ export class FileUserStore implements UserStore {
       await verifyDummy(password, this.verify);
       return null;
     }
-    let ok = this.cache?.has(name, password, record.password) ?? false;
-    if (!ok) {
-      ok = await this.verify(password, record.password);
-      if (ok) this.cache?.remember(name, password, record.password);
-    }
+    const check = (): Promise<boolean> => this.verify(password, record.password);
+    const ok = await (this.cache ? this.cache.verify(name, password, record.password, check) : check());
     // The password is checked even for a disabled user, so that the answer
     // takes the same time and does not reveal that the account exists.
     return ok && record.enabled ? toUser(record) : null;

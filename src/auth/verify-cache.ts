@@ -32,6 +32,8 @@ interface Entry {
 export class VerifyCache {
   private readonly secret = randomBytes(32);
   private readonly entries = new Map<string, Entry>();
+  /** Verifications running now, by key: concurrent logins with the same credentials share one. */
+  private readonly running = new Map<string, Promise<boolean>>();
   private readonly maxEntries: number;
   private readonly ttlMs: number;
   private readonly now: () => number;
@@ -68,6 +70,29 @@ export class VerifyCache {
       this.entries.delete(oldest);
     }
     this.entries.set(key, { user: name, expires: this.now() + this.ttlMs });
+  }
+
+  /**
+   * True when the credentials verify: from the cache, or else by `check` (the
+   * real, costly verification). A burst of logins with the same credentials
+   * (a client opening many connections at once) runs `check` once, not once
+   * per connection: scrypt takes tens of MiB per run, and the C library
+   * keeps that memory for the process once several runs overlapped.
+   */
+  async verify(name: string, password: string, storedHash: string, check: () => Promise<boolean>): Promise<boolean> {
+    if (this.has(name, password, storedHash)) return true;
+    const key = this.key(name, password, storedHash);
+    let run = this.running.get(key);
+    if (!run) {
+      run = check()
+        .then((ok) => {
+          if (ok) this.remember(name, password, storedHash);
+          return ok;
+        })
+        .finally(() => this.running.delete(key));
+      this.running.set(key, run);
+    }
+    return run;
   }
 
   forgetUser(name: string): void {

@@ -23,10 +23,54 @@ export const FAILED_LOGIN_POINTS = 1;
 export const NOT_LOGGED_IN_POINTS = 1;
 export const MALFORMED_POINTS = 1;
 
-export type Admission = { ok: true; release: () => void } | { ok: false; text: string; reason: string };
+export type Admission = { ok: true; release(): void } | { ok: false; text: string; reason: string };
 export type LoginVerdict = { ok: true } | { ok: false; kind: 'address' | 'sessions'; text: string };
 
 const NO_SESSION = '-';
+
+/** Open control connections: in total and per address. */
+class ConnectionCounts {
+  total = 0;
+  private readonly perIp = new Map<string, number>();
+
+  of(ip: string): number {
+    return this.perIp.get(ip) ?? 0;
+  }
+
+  add(ip: string): void {
+    this.total++;
+    this.perIp.set(ip, this.of(ip) + 1);
+  }
+
+  remove(ip: string): void {
+    this.total--;
+    const n = this.of(ip) - 1;
+    if (n > 0) this.perIp.set(ip, n);
+    else this.perIp.delete(ip);
+  }
+}
+
+/**
+ * A connection slot, held from admission until the connection closes. An
+ * object with a method rather than a closure: the server holds one per
+ * connection, thousands when idle.
+ */
+class Slot {
+  readonly ok = true;
+  private released = false;
+
+  constructor(
+    private readonly counts: ConnectionCounts,
+    private readonly ip: string,
+  ) {}
+
+  /** Give the slot back; idempotent. */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.counts.remove(this.ip);
+  }
+}
 
 interface RateState {
   bucket: TokenBucket;
@@ -46,8 +90,7 @@ export class Guard {
   private readonly allow: NetworkList;
   private readonly deny: NetworkList;
   private readonly neverBan: NetworkList;
-  private readonly perIp = new Map<string, number>();
-  private total = 0;
+  private readonly connected = new ConnectionCounts();
   /** sessionId → user name, for sessions logged in (or logging in) as that user. */
   private readonly userSessions = new Map<string, string>();
   private readonly rates = new WeakMap<object, RateState>();
@@ -144,30 +187,17 @@ export class Guard {
     const ban = this.bans?.active(ip, this.now());
     if (ban) return refuse('Your address is temporarily banned.', `banned until ${ban.until}`);
     const { max_clients, max_clients_per_ip } = this.config.limits;
-    if (this.total >= max_clients) return refuse('Too many users connected; try again later.', `limits.max_clients ${max_clients} reached`);
-    const mine = this.perIp.get(ip) ?? 0;
-    if (mine >= max_clients_per_ip) {
+    if (this.connected.total >= max_clients) return refuse('Too many users connected; try again later.', `limits.max_clients ${max_clients} reached`);
+    if (this.connected.of(ip) >= max_clients_per_ip) {
       return refuse('Too many connections from your address.', `limits.max_clients_per_ip ${max_clients_per_ip} reached`);
     }
-    this.total++;
-    this.perIp.set(ip, mine + 1);
-    let released = false;
-    return {
-      ok: true,
-      release: () => {
-        if (released) return;
-        released = true;
-        this.total--;
-        const n = (this.perIp.get(ip) ?? 1) - 1;
-        if (n > 0) this.perIp.set(ip, n);
-        else this.perIp.delete(ip);
-      },
-    };
+    this.connected.add(ip);
+    return new Slot(this.connected, ip);
   }
 
   /** Open control connections: total and from one address. */
   connections(ip?: string): number {
-    return ip === undefined ? this.total : (this.perIp.get(canonicalIp(ip) ?? ip) ?? 0);
+    return ip === undefined ? this.connected.total : this.connected.of(canonicalIp(ip) ?? ip);
   }
 
   // ---- logins --------------------------------------------------------------------------------

@@ -180,7 +180,7 @@ function mlsxType(info: FileInfo): string {
 const OCTAL_MODE = Array.from({ length: 0o1000 }, (_, mode) => mode.toString(8).padStart(4, '0'));
 
 /** The facts a client asked for (OPTS MLST), decided once per listing rather than per entry. */
-function wantedFacts(facts: Set<string> | undefined): (name: string) => boolean {
+function wantedFacts(facts: ReadonlySet<string> | undefined): (name: string) => boolean {
   if (!facts) return () => true;
   const wanted = new Set([...facts].map((f) => f.toLowerCase()));
   return (name) => wanted.has(name.toLowerCase());
@@ -193,7 +193,7 @@ function wantedFacts(facts: Set<string> | undefined): (name: string) => boolean 
  */
 export function mlsxFormatter(
   perm: (info: FileInfo) => string,
-  options: { facts?: Set<string> } = {},
+  options: { facts?: ReadonlySet<string> } = {},
 ): (info: FileInfo) => string {
   const want = wantedFacts(options.facts);
   const [type, size, modify, permFact, unique, mode] = (
@@ -217,7 +217,7 @@ export function mlsxFormatter(
 }
 
 /** One MLSD line or MLST entry with the given `perm` letters (see mlsxFormatter). */
-export function formatMlsxFacts(info: FileInfo, perm: string, options: { facts?: Set<string> } = {}): string {
+export function formatMlsxFacts(info: FileInfo, perm: string, options: { facts?: ReadonlySet<string> } = {}): string {
   return mlsxFormatter(() => perm, options)(info);
 }
 

@@ -30,6 +30,17 @@ export interface ServerParts {
   dataTlsRequired?: ServerContext['dataTlsRequired'];
 }
 
+/**
+ * How often session deadlines (login and idle timeouts) are checked: a timeout
+ * fires up to this late, which is nothing next to timeouts counted in seconds.
+ */
+const DEADLINE_SWEEP_MS = 1000;
+
+/** Shared 'error' listener: a socket that fails before or without a session is just dropped. */
+function destroySocket(this: Socket): void {
+  this.destroy();
+}
+
 interface Bound {
   server: NetServer;
   info: ListenerInfo;
@@ -46,6 +57,8 @@ export class MoatServer {
   readonly guard: Guard;
   private readonly bound: Bound[] = [];
   private closing = false;
+  /** One timer for the timeouts of every session, instead of a Timeout per session. */
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(parts: ServerParts) {
     const { config } = parts;
@@ -126,7 +139,7 @@ export class MoatServer {
     secure = false,
     admitted?: Admission,
   ): Session | undefined {
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroySocket);
     if (this.closing) {
       if (admitted?.ok) admitted.release();
       socket.end(formatReply(reply(421, 'Server shutting down.')));
@@ -140,13 +153,21 @@ export class MoatServer {
       setTimeout(() => socket.destroy(), 1000).unref();
       return undefined;
     }
-    socket.once('close', admission.release);
     const session = new Session(this.context, info, socket);
     session.secure = secure;
     this.sessions.add(session);
-    socket.once('close', () => this.sessions.delete(session));
+    socket.on('close', () => {
+      admission.release();
+      this.sessions.delete(session);
+    });
+    this.sweeper ??= setInterval(() => this.sweepDeadlines(), DEADLINE_SWEEP_MS).unref();
     session.start();
     return session;
+  }
+
+  private sweepDeadlines(): void {
+    const now = Date.now();
+    for (const s of this.sessions) s.checkDeadlines(now);
   }
 
   addresses(): string[] {
@@ -160,6 +181,8 @@ export class MoatServer {
   /** Stop accepting, tell every session we are going, and wait for the listeners to close. */
   async close(): Promise<void> {
     this.closing = true;
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
     await this.guard.stop();
     for (const s of this.sessions) {
       s.send(reply(421, 'Server shutting down.'));

@@ -9,9 +9,9 @@
  *   next LF is discarded, so the tail of an over-long line never runs as a new
  *   command (pyftpdlib's mistake).
  */
-export interface LineReaderEvents {
-  line(text: string): void;
-  overflow(): void;
+export interface LineSink {
+  onLine(text: string): void;
+  onOverflow(): void;
 }
 
 const IAC = 0xff;
@@ -19,11 +19,17 @@ const SB = 0xfa;
 const SE = 0xf0;
 const WILL = 0xfb;
 const DONT = 0xfe;
+/** First size of a line buffer: most command lines fit; longer ones double it up to the limit. */
+const FIRST_BUFFER = 64;
 
 type TelnetState = 'data' | 'iac' | 'option' | 'sub' | 'sub-iac';
 
 export class LineReader {
-  private buf: Buffer;
+  /**
+   * Holds the line being read, and only while one is: a reader between lines
+   * (an idle session) keeps no buffer at all.
+   */
+  private buf: Buffer | undefined;
   private len = 0;
   private discarding = false;
   private telnet: TelnetState = 'data';
@@ -31,13 +37,12 @@ export class LineReader {
 
   constructor(
     private readonly maxLength: number,
-    private readonly events: LineReaderEvents,
-  ) {
-    this.buf = Buffer.allocUnsafe(Math.min(maxLength, 1024));
-  }
+    private readonly sink: LineSink,
+  ) {}
 
   /** Drop whatever is buffered: used after AUTH TLS, so pre-handshake bytes never run. */
   reset(): void {
+    this.buf = undefined;
     this.len = 0;
     this.discarding = false;
     this.telnet = 'data';
@@ -79,12 +84,17 @@ export class LineReader {
     }
     // RFC 959 "Synch": clients such as Python's ftplib send "ABOR\r\n" as TCP urgent
     // data; the urgent LF never reaches a Node socket, so a pending "ABOR\r" is a line.
-    if (this.telnet === 'data' && !this.discarding && this.len === 5 && this.buf[4] === 0x0d &&
-        this.buf.toString('latin1', 0, 4).toUpperCase() === 'ABOR') {
-      this.len = 0;
+    if (this.telnet === 'data' && !this.discarding && this.len === 5 && this.buf![4] === 0x0d &&
+        this.buf!.toString('latin1', 0, 4).toUpperCase() === 'ABOR') {
+      this.endLine();
       this.skipLf = true;
-      this.events.line('ABOR');
+      this.sink.onLine('ABOR');
     }
+  }
+
+  private endLine(): void {
+    this.buf = undefined;
+    this.len = 0;
   }
 
   private byte(b: number): void {
@@ -95,24 +105,24 @@ export class LineReader {
     if (b === 0x0a) {
       if (this.discarding) {
         this.discarding = false;
-        this.len = 0;
         return;
       }
       let end = this.len;
-      if (end > 0 && this.buf[end - 1] === 0x0d) end--;
-      const text = this.buf.toString('utf8', 0, end);
-      this.len = 0;
-      this.events.line(text);
+      if (end > 0 && this.buf![end - 1] === 0x0d) end--;
+      const text = end > 0 ? this.buf!.toString('utf8', 0, end) : '';
+      this.endLine();
+      this.sink.onLine(text);
       return;
     }
     if (this.discarding) return;
     if (this.len >= this.maxLength) {
       this.discarding = true;
-      this.len = 0;
-      this.events.overflow();
+      this.endLine();
+      this.sink.onOverflow();
       return;
     }
-    if (this.len === this.buf.length) {
+    if (!this.buf) this.buf = Buffer.allocUnsafe(Math.min(this.maxLength, FIRST_BUFFER));
+    else if (this.len === this.buf.length) {
       const bigger = Buffer.allocUnsafe(Math.min(this.maxLength, this.buf.length * 2));
       this.buf.copy(bigger, 0, 0, this.len);
       this.buf = bigger;

@@ -8,7 +8,7 @@ import type { Storage, VirtualPath } from '../storage/types.js';
 import { ROOT, resolveVirtual } from '../storage/vpath.js';
 import { DataSetup } from './data-setup.js';
 import { dispatch } from './dispatcher.js';
-import { LineReader } from './line-reader.js';
+import { LineReader, type LineSink } from './line-reader.js';
 import { formatReply, reply, type Reply } from './reply.js';
 
 export type SessionState = 'need-user' | 'need-pass' | 'ready' | 'closing';
@@ -36,7 +36,8 @@ function newSessionId(): string {
   return idPool.toString('hex', idOffset - ID_BYTES, idOffset);
 }
 
-const DEFAULT_MLST_FACTS = ['type', 'size', 'modify', 'perm', 'unique', 'unix.mode'];
+/** Shared by every session until OPTS MLST gives one its own set (sets are replaced, never changed). */
+const DEFAULT_MLST_FACTS: ReadonlySet<string> = new Set(['type', 'size', 'modify', 'perm', 'unique', 'unix.mode']);
 
 const HTTP_REQUEST = /^(GET|HEAD|POST|PUT|DELETE|OPTIONS|CONNECT|PATCH|TRACE) \S+ HTTP\/\d/;
 
@@ -44,11 +45,18 @@ const HTTP_REQUEST = /^(GET|HEAD|POST|PUT|DELETE|OPTIONS|CONNECT|PATCH|TRACE) \S
 const MAX_QUEUED_LINES = 64;
 
 /**
+ * The session reading each socket. The socket listeners are static methods
+ * that look their session up here: an idle server holds thousands of
+ * sessions, and closures made per session would cost far more than an entry.
+ */
+const owners = new WeakMap<Duplex, Session>();
+
+/**
  * One control connection. Owns the state machine (need-user → need-pass →
  * ready), the command queue (strictly in order, even when pipelined), the
  * transfer slot, and the only path to the socket: `send`.
  */
-export class Session {
+export class Session implements LineSink {
   readonly id = newSessionId();
   readonly remoteAddress: string;
   readonly remotePort: number;
@@ -65,23 +73,31 @@ export class Session {
   renameFrom: VirtualPath | undefined;
   epsvAll = false;
   failedLogins = 0;
-  mlstFacts = new Set(DEFAULT_MLST_FACTS);
+  mlstFacts = DEFAULT_MLST_FACTS;
   /** Control connection protected by TLS (AUTH TLS done, or implicit listener). */
   secure = false;
   protection: 'C' | 'P' = 'C';
   pbszSeen = false;
   transfer: ActiveTransfer | undefined;
-  readonly data: DataSetup;
 
   private socket: Duplex;
+  /** Made on first use: most sessions sit idle and never open a data connection. */
+  private setup: DataSetup | undefined;
   private readonly reader: LineReader;
-  /** Lines waiting their turn; null marks an over-long line, answered 500 in its place. */
-  private readonly queue: Array<string | null> = [];
+  /**
+   * Lines waiting their turn; null marks an over-long line, answered 500 in its
+   * place. Dropped once drained: an emptied array keeps its backing store.
+   */
+  private queue: Array<string | null> | undefined;
   private pumping = false;
   private oversizeLines = 0;
-  private idleTimer: NodeJS.Timeout | undefined;
-  private loginTimer: NodeJS.Timeout | undefined;
-  private closeReason = 'client closed';
+  /**
+   * When the login and idle timeouts fire, in ms since the epoch (login: 0
+   * once logged in). Deadlines, not a Timeout each: the server checks them
+   * all on one coarse timer.
+   */
+  private loginDeadline = 0;
+  private idleDeadline = 0;
 
   constructor(
     readonly server: ServerContext,
@@ -92,15 +108,15 @@ export class Session {
     this.remoteAddress = normalizeIp(socket.remoteAddress);
     this.remotePort = socket.remotePort ?? 0;
     this.localAddress = normalizeIp(socket.localAddress);
-    this.data = new DataSetup(this);
-    this.reader = new LineReader(server.config.limits.max_line_length, {
-      line: (text) => this.onLine(text),
-      overflow: () => this.onOverflow(),
-    });
+    this.reader = new LineReader(server.config.limits.max_line_length, this);
     this.attach(socket);
-    this.loginTimer = setTimeout(() => this.timeout('login'), server.config.timeouts.login * 1000);
-    this.loginTimer.unref();
+    this.startLoginClock();
     this.touch();
+  }
+
+  /** The pending data connection (PASV/PORT), consumed by the next transfer. */
+  get data(): DataSetup {
+    return (this.setup ??= new DataSetup(this));
   }
 
   get actor(): Actor {
@@ -135,7 +151,7 @@ export class Session {
   replaceSocket(next: Duplex): void {
     this.detach(this.socket);
     this.reader.reset();
-    this.queue.length = 0;
+    this.queue = undefined;
     this.socket = next;
     this.attach(next);
   }
@@ -144,26 +160,36 @@ export class Session {
   takeSocket(): Duplex {
     this.detach(this.socket);
     this.reader.reset();
-    this.queue.length = 0;
+    this.queue = undefined;
     return this.socket;
   }
 
-  private readonly onData = (chunk: Buffer) => this.reader.push(chunk);
-  private readonly onEnd = () => this.close('client closed');
-  private readonly onError = (e: Error) => this.close(`socket error: ${(e as NodeJS.ErrnoException).code ?? e.message}`);
+  private static onData(this: Duplex, chunk: Buffer): void {
+    owners.get(this)?.reader.push(chunk);
+  }
+
+  private static onEnd(this: Duplex): void {
+    owners.get(this)?.close('client closed');
+  }
+
+  private static onError(this: Duplex, e: Error): void {
+    owners.get(this)?.close(`socket error: ${(e as NodeJS.ErrnoException).code ?? e.message}`);
+  }
 
   private attach(s: Duplex): void {
-    s.on('data', this.onData);
-    s.on('end', this.onEnd);
-    s.on('close', this.onEnd);
-    s.on('error', this.onError);
+    owners.set(s, this);
+    s.on('data', Session.onData);
+    s.on('end', Session.onEnd);
+    s.on('close', Session.onEnd);
+    s.on('error', Session.onError);
   }
 
   private detach(s: Duplex): void {
-    s.off('data', this.onData);
-    s.off('end', this.onEnd);
-    s.off('close', this.onEnd);
-    s.off('error', this.onError);
+    s.off('data', Session.onData);
+    s.off('end', Session.onEnd);
+    s.off('close', Session.onEnd);
+    s.off('error', Session.onError);
+    owners.delete(s);
   }
 
   loggedIn(user: User, storage: Storage): void {
@@ -172,13 +198,12 @@ export class Session {
     this.pendingUser = undefined;
     this.state = 'ready';
     this.cwd = ROOT;
-    if (this.loginTimer) clearTimeout(this.loginTimer);
-    this.loginTimer = undefined;
+    this.loginDeadline = 0;
   }
 
   /** REIN: back to the greeting state, keeping the (possibly TLS) transport. */
   reinitialize(): void {
-    this.data.reset();
+    this.setup?.reset();
     this.user = undefined;
     this.storage = undefined;
     this.pendingUser = undefined;
@@ -188,15 +213,17 @@ export class Session {
     this.restOffset = 0;
     this.renameFrom = undefined;
     this.epsvAll = false;
-    this.mlstFacts = new Set(DEFAULT_MLST_FACTS);
+    this.mlstFacts = DEFAULT_MLST_FACTS;
     this.failedLogins = 0;
-    if (!this.loginTimer) {
-      this.loginTimer = setTimeout(() => this.timeout('login'), this.server.config.timeouts.login * 1000);
-      this.loginTimer.unref();
-    }
+    if (!this.loginDeadline) this.startLoginClock();
   }
 
-  private onLine(text: string): void {
+  private startLoginClock(): void {
+    this.loginDeadline = Date.now() + this.server.config.timeouts.login * 1000;
+  }
+
+  /** LineSink: a command line from the client. */
+  onLine(text: string): void {
     if (this.closed) return;
     if (this.state !== 'ready' && HTTP_REQUEST.test(text)) {
       // A web client or scanner, not an FTP client: no reply is useful, one log line is.
@@ -209,12 +236,14 @@ export class Session {
       this.run(text);
       return;
     }
-    this.queue.push(text);
-    if (this.queue.length >= MAX_QUEUED_LINES) (this.socket as { pause?: () => void }).pause?.();
+    const queue = (this.queue ??= []);
+    queue.push(text);
+    if (queue.length >= MAX_QUEUED_LINES) (this.socket as { pause?: () => void }).pause?.();
     void this.pump();
   }
 
-  private onOverflow(): void {
+  /** LineSink: a line over limits.max_line_length, already dropped. */
+  onOverflow(): void {
     this.oversizeLines++;
     this.server.events.emit('security', { ...this.actor, event: 'line-too-long', detail: `limit ${this.server.config.limits.max_line_length} bytes` });
     if (this.oversizeLines >= this.server.config.limits.max_oversize_lines) {
@@ -222,7 +251,7 @@ export class Session {
       this.close('line length abuse');
       return;
     }
-    this.queue.push(null);
+    (this.queue ??= []).push(null);
     void this.pump();
   }
 
@@ -230,7 +259,7 @@ export class Session {
     if (this.pumping) return;
     this.pumping = true;
     try {
-      while (this.queue.length && !this.closed) {
+      while (this.queue?.length && !this.closed) {
         const line = this.queue.shift()!;
         if (this.queue.length < MAX_QUEUED_LINES / 2) (this.socket as { resume?: () => void }).resume?.();
         if (line === null) {
@@ -241,6 +270,7 @@ export class Session {
       }
     } finally {
       this.pumping = false;
+      if (this.queue?.length === 0) this.queue = undefined;
     }
   }
 
@@ -260,19 +290,18 @@ export class Session {
   /** Restart the idle clock (commands, and progress of a transfer). */
   touch(): void {
     if (this.closed) return;
-    if (this.idleTimer) this.idleTimer.refresh();
-    else {
-      this.idleTimer = setTimeout(() => this.onIdle(), this.server.config.timeouts.idle * 1000);
-      this.idleTimer.unref();
-    }
+    this.idleDeadline = Date.now() + this.server.config.timeouts.idle * 1000;
   }
 
-  private onIdle(): void {
-    if (this.transfer) {
-      this.touch();
-      return;
+  /** Fire the login or idle timeout whose deadline has passed; the server calls this about once a second. */
+  checkDeadlines(now: number): void {
+    if (this.closed) return;
+    if (this.loginDeadline && now >= this.loginDeadline) this.timeout('login');
+    else if (now >= this.idleDeadline) {
+      // A transfer still waiting for its data connection is not idle.
+      if (this.transfer) this.touch();
+      else this.timeout('idle');
     }
-    this.timeout('idle');
   }
 
   private timeout(kind: 'login' | 'idle'): void {
@@ -286,12 +315,9 @@ export class Session {
   close(reason: string, immediate = false): void {
     if (this.closed) return;
     this.state = 'closing';
-    this.closeReason = reason;
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    if (this.loginTimer) clearTimeout(this.loginTimer);
     this.transfer?.controller.abort();
-    this.data.reset();
-    this.queue.length = 0;
+    this.setup?.reset();
+    this.queue = undefined;
     const s = this.socket;
     if (immediate) s.destroy();
     else if (!s.destroyed) {
@@ -301,7 +327,7 @@ export class Session {
     }
     this.server.events.emit('session-close', {
       ...this.actor,
-      reason: this.closeReason,
+      reason,
       durationMs: Date.now() - this.openedAt,
     });
   }

@@ -7,6 +7,7 @@ import type { CommandSpec } from '../commands/types.js';
 import { tlsCommands, wrapLoginCommand } from '../commands/tls.js';
 import type { MoatConfig } from '../config/schema.js';
 import { normalizeIp } from '../data/address.js';
+import type { Admission } from '../guard/guard.js';
 import type { MoatEvents } from '../observe/events.js';
 import type { ListenerInfo } from '../server/context.js';
 import type { MoatServer, ServerParts } from '../server/server.js';
@@ -36,6 +37,9 @@ const SESSION_LIFETIME_S = 2 * 60 * 60;
 
 /** Longest wait for a sibling control connection (same client, shared session cache) to finish its login. */
 const LOGIN_WAIT_MS = 3000;
+
+/** The admission handed to the session of an implicit-TLS connection: the raw socket releases the real one. */
+const HELD_BY_RAW_SOCKET: Admission = { ok: true, release() {} };
 
 export type TlsLog = (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 
@@ -245,11 +249,11 @@ export class TlsLayer {
       raw.destroy();
       return;
     }
-    raw.once('close', admission.release);
+    raw.on('close', () => admission.release());
     const scope = this.scopes.create(ip);
     serverHandshake(raw, this.handshakeMs, () => this.choice(scope)).then(
       (tlsSocket) => {
-        const session = server.accept(tlsSocket, info, true, { ok: true, release: () => undefined });
+        const session = server.accept(tlsSocket, info, true, HELD_BY_RAW_SOCKET);
         if (session) this.scopes.bind(scope, session);
         else this.scopes.drop(scope);
       },

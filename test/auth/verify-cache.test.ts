@@ -54,4 +54,34 @@ describe('VerifyCache', () => {
     const dump = JSON.stringify([...(cache as unknown as { entries: Map<string, unknown> }).entries]);
     assert.ok(!dump.includes('very-secret-password'));
   });
+
+  it('runs one verification for concurrent checks of the same credentials', async () => {
+    const cache = new VerifyCache();
+    let calls = 0;
+    let finish!: (ok: boolean) => void;
+    const check = (): Promise<boolean> => {
+      calls++;
+      return new Promise((r) => (finish = r));
+    };
+    const burst = [1, 2, 3].map(() => cache.verify('a', 'pw', 'h', check));
+    const other = cache.verify('a', 'pw2', 'h', async () => false);
+    finish(true);
+    assert.deepEqual(await Promise.all(burst), [true, true, true]);
+    assert.equal(calls, 1);
+    assert.equal(await other, false);
+    assert.equal(cache.has('a', 'pw', 'h'), true);
+    assert.equal(cache.has('a', 'pw2', 'h'), false);
+  });
+
+  it('does not share a failed verification with later attempts', async () => {
+    const cache = new VerifyCache();
+    let calls = 0;
+    const check = async (): Promise<boolean> => {
+      calls++;
+      return false;
+    };
+    assert.equal(await cache.verify('a', 'pw', 'h', check), false);
+    assert.equal(await cache.verify('a', 'pw', 'h', check), false);
+    assert.equal(calls, 2);
+  });
 });
