@@ -66,7 +66,9 @@ export class FileSource extends Readable implements DirectSource {
 
   async sendTo(sink: Writable, signal: AbortSignal, progress: (bytes: number) => void): Promise<void> {
     const size = grantChunk(this.end - this.#position);
-    const buffers = size > 0 ? [Buffer.allocUnsafeSlow(size), Buffer.allocUnsafeSlow(size)] : [];
+    // The second buffer only exists once a second chunk does: a small file costs one buffer.
+    const buffers: Buffer[] = size > 0 ? [Buffer.allocUnsafeSlow(size)] : [];
+    const other = (i: number): Buffer => (buffers[i % 2] ??= Buffer.allocUnsafeSlow(size));
     budgetInUse += 2 * size;
     const aborted = new Promise<never>((_, reject) => {
       const onAbort = () => reject(signal.reason ?? new Error('aborted'));
@@ -87,7 +89,7 @@ export class FileSource extends Readable implements DirectSource {
         const written = settled(writeChunk(sink, buffers[i % 2]!.subarray(0, filled)));
         progress(filled);
         // The other buffer is free: its write completed before this iteration began.
-        next = settled(this.#position < this.end ? this.#readInto(buffers[(i + 1) % 2]!) : Promise.resolve(0));
+        next = settled(this.#position < this.end ? this.#readInto(other(i + 1)) : Promise.resolve(0));
         await Promise.race([written, aborted]);
       }
     } finally {
