@@ -125,7 +125,7 @@ export const authCommands: CommandSpec[] = [
     handler(session) {
       if (session.user) session.server.events.emit('logout', session.actor);
       session.send(reply(221, 'Goodbye.'));
-      session.close('quit');
+      session.close('quit', 'peer-first');
     },
   },
 ];

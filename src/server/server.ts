@@ -186,7 +186,7 @@ export class MoatServer {
     await this.guard.stop();
     for (const s of this.sessions) {
       s.send(reply(421, 'Server shutting down.'));
-      s.close('server shutdown', true);
+      s.close('server shutdown', 'destroy');
     }
     await Promise.all(
       this.bound.map(

@@ -41,6 +41,9 @@ const DEFAULT_MLST_FACTS: ReadonlySet<string> = new Set(['type', 'size', 'modify
 
 const HTTP_REQUEST = /^(GET|HEAD|POST|PUT|DELETE|OPTIONS|CONNECT|PATCH|TRACE) \S+ HTTP\/\d/;
 
+/** How long a QUIT waits for the client to close first (see close()). */
+const PEER_CLOSE_GRACE_MS = 200;
+
 /** Lines waiting their turn; past this the socket is paused (backpressure). */
 const MAX_QUEUED_LINES = 64;
 
@@ -228,7 +231,7 @@ export class Session implements LineSink {
     if (this.state !== 'ready' && HTTP_REQUEST.test(text)) {
       // A web client or scanner, not an FTP client: no reply is useful, one log line is.
       this.server.events.emit('security', { ...this.actor, event: 'http-request', detail: text.slice(0, 64) });
-      this.close('http request on the FTP port', true);
+      this.close('http request on the FTP port', 'destroy');
       return;
     }
     const verb = text.trimStart().split(' ', 1)[0]!.toUpperCase();
@@ -312,16 +315,25 @@ export class Session implements LineSink {
   }
 
   /** End the session: abort the transfer, drop data setups, flush and close the socket. */
-  close(reason: string, immediate = false): void {
+  /**
+   * End the session. `how`: 'end' flushes the replies and closes; 'destroy'
+   * drops the socket at once; 'peer-first' (QUIT) flushes and gives the client
+   * PEER_CLOSE_GRACE_MS to close its side first, as clients do right after the
+   * 221: the side that closes first keeps the TIME_WAIT entry, and one left on
+   * the server for every short session can collide with the client's next
+   * connection from the same port.
+   */
+  close(reason: string, how: 'end' | 'destroy' | 'peer-first' = 'end'): void {
     if (this.closed) return;
     this.state = 'closing';
     this.transfer?.controller.abort();
     this.setup?.reset();
     this.queue = undefined;
     const s = this.socket;
-    if (immediate) s.destroy();
+    if (how === 'destroy') s.destroy();
     else if (!s.destroyed) {
-      s.end();
+      if (how === 'end') s.end();
+      else setTimeout(() => s.end(), PEER_CLOSE_GRACE_MS).unref();
       // A client that never reads its replies must not hold the socket open.
       setTimeout(() => s.destroy(), 2000).unref();
     }

@@ -236,7 +236,7 @@ export class TlsLayer {
       this.scopes.drop(scope);
       const detail = error instanceof HandshakeError ? `${error.kind}: ${error.message}` : String(error);
       session.server.events.emit('security', { ...session.actor, event: 'tls-handshake-failed', detail: `AUTH TLS: ${detail}` });
-      session.close(`TLS handshake failed (${error instanceof HandshakeError ? error.kind : 'error'})`, true);
+      session.close(`TLS handshake failed (${error instanceof HandshakeError ? error.kind : 'error'})`, 'destroy');
     }
   }
 
