@@ -70,17 +70,7 @@ export class FileSource extends Readable implements DirectSource {
     const buffers: Buffer[] = size > 0 ? [Buffer.allocUnsafeSlow(size)] : [];
     const other = (i: number): Buffer => (buffers[i % 2] ??= Buffer.allocUnsafeSlow(size));
     budgetInUse += 2 * size;
-    const aborted = new Promise<never>((_, reject) => {
-      const onAbort = () => reject(signal.reason ?? new Error('aborted'));
-      if (signal.aborted) onAbort();
-      else signal.addEventListener('abort', onAbort, { once: true });
-    });
-    // Whatever is still pending when we bail out settles later with nobody awaiting it.
-    const settled = <T>(p: Promise<T>): Promise<T> => {
-      p.catch(() => undefined);
-      return p;
-    };
-    settled(aborted);
+    const aborted = settled(abortion(signal));
     try {
       let next = settled(buffers.length ? this.#readInto(buffers[0]!) : Promise.resolve(0));
       for (let i = 0; ; i++) {
@@ -113,6 +103,50 @@ export class FileSource extends Readable implements DirectSource {
     if (bytesRead < length) this.#position = this.end;
     return bytesRead;
   }
+}
+
+/**
+ * A download already in memory (a small file that an fs worker read whole):
+ * one chunk, one write.
+ */
+export class BufferSource extends Readable implements DirectSource {
+  constructor(private data: Buffer | undefined) {
+    super();
+  }
+
+  override _read(): void {
+    const data = this.data;
+    this.data = undefined;
+    if (data?.length) this.push(data);
+    this.push(null);
+  }
+
+  async sendTo(sink: Writable, signal: AbortSignal, progress: (bytes: number) => void): Promise<void> {
+    const data = this.data;
+    this.data = undefined;
+    try {
+      if (!data?.length) return;
+      await Promise.race([settled(writeChunk(sink, data)), settled(abortion(signal))]);
+      progress(data.length);
+    } finally {
+      this.destroy();
+    }
+  }
+}
+
+/** Rejects with the abort reason once `signal` aborts (at once if it has). */
+function abortion(signal: AbortSignal): Promise<never> {
+  return new Promise<never>((_, reject) => {
+    const onAbort = () => reject(signal.reason ?? new Error('aborted'));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Marks `p` as handled: what is still pending when a sender bails out settles later with nobody awaiting it. */
+function settled<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
 }
 
 /** Resolves once `sink` has handed the chunk on (so its buffer may be reused), rejects on failure. */

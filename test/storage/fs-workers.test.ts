@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { statWorkers } from '../../src/storage/stat-workers.js';
+import { fsWorkers } from '../../src/storage/fs-workers.js';
 
 let dir: string;
 
@@ -18,10 +18,10 @@ before(async () => {
 
 after(() => fs.rm(dir, { recursive: true, force: true }));
 
-describe('statWorkers', () => {
+describe('fsWorkers', () => {
   it('answers in the order asked, with lstat data (links not followed), undefined for a vanished entry', async () => {
     const names = ['sub', 'gone', 'link', 'a.txt'];
-    const got = await statWorkers.lstat(dir, names);
+    const got = await fsWorkers.lstat(dir, names);
     assert.equal(got.length, 4);
     assert.equal(got[0]?.kind, 'dir');
     assert.equal(got[1], undefined);
@@ -36,13 +36,27 @@ describe('statWorkers', () => {
       dev: lst.dev,
       ino: lst.ino,
     });
-    assert.deepEqual(await statWorkers.lstat(dir, []), []);
+    assert.deepEqual(await fsWorkers.lstat(dir, []), []);
+  });
+
+  it('reads a small file whole, and only reports what it finds otherwise', async () => {
+    const whole = await fsWorkers.readSmall(path.join(dir, 'a.txt'), 1024);
+    assert.deepEqual({ ...whole, data: whole.data?.toString() }, { kind: 'file', size: 3, data: 'abc' });
+    assert.deepEqual(await fsWorkers.readSmall(path.join(dir, 'a.txt'), 2), { kind: 'file', size: 3 });
+    assert.equal((await fsWorkers.readSmall(path.join(dir, 'sub'), 1024)).kind, 'dir');
+    assert.equal((await fsWorkers.readSmall(path.join(dir, 'sub'), 1024)).data, undefined);
+  });
+
+  it('never follows a link in last place and passes errno codes on', async () => {
+    await assert.rejects(fsWorkers.readSmall(path.join(dir, 'link'), 1024), { code: 'ELOOP' });
+    await assert.rejects(fsWorkers.readSmall(path.join(dir, 'gone'), 1024), { code: 'ENOENT' });
+    await assert.rejects(fsWorkers.readSmall(path.join(dir, 'a.txt', 'x'), 1024), { code: 'ENOTDIR' });
   });
 
   it('never keeps the process alive once idle', async () => {
     const script = `
-      import { statWorkers } from ${JSON.stringify(path.resolve('src/storage/stat-workers.ts'))};
-      const got = await statWorkers.lstat(${JSON.stringify(dir)}, ['a.txt']);
+      import { fsWorkers } from ${JSON.stringify(path.resolve('src/storage/fs-workers.ts'))};
+      const got = await fsWorkers.lstat(${JSON.stringify(dir)}, ['a.txt']);
       console.log(got[0].kind);
     `;
     const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
