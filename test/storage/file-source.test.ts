@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { FileSource } from '../../src/storage/file-source.js';
+import { BufferSource, FileSource } from '../../src/storage/file-source.js';
 
 /** A sink that keeps copies of what it is given (the source reuses its buffers) and can be slowed down. */
 class Collector extends Writable {
@@ -99,5 +99,29 @@ describe('FileSource', () => {
     sink.on('error', () => undefined);
     const source = new FileSource(await fs.open(file), 0, content.length);
     await assert.rejects(source.sendTo(sink, new AbortController().signal, () => undefined), /EPIPE-like/);
+  });
+
+  it('BufferSource: one write through sendTo, the same bytes as a stream, nothing for empty data', async () => {
+    const sink = new Collector();
+    let counted = 0;
+    await new BufferSource(content.subarray(0, 70_000)).sendTo(sink, new AbortController().signal, (n) => (counted += n));
+    assert.ok(sink.bytes.equals(content.subarray(0, 70_000)));
+    assert.equal(counted, 70_000);
+    assert.equal(sink.chunks.length, 1);
+    const streamed: Buffer[] = [];
+    for await (const chunk of new BufferSource(content.subarray(5, 105))) streamed.push(chunk as Buffer);
+    assert.ok(Buffer.concat(streamed).equals(content.subarray(5, 105)));
+    const empty = new Collector();
+    await new BufferSource(Buffer.alloc(0)).sendTo(empty, new AbortController().signal, () => undefined);
+    assert.equal(empty.chunks.length, 0);
+  });
+
+  it('BufferSource: rejects at once when aborted while the sink is stuck', async () => {
+    const sink = new Collector(60_000);
+    const controller = new AbortController();
+    const sending = new BufferSource(content.subarray(0, 1000)).sendTo(sink, controller.signal, () => undefined);
+    controller.abort(new Error('stop'));
+    await assert.rejects(sending, /stop/);
+    sink.destroy();
   });
 });
