@@ -25,13 +25,7 @@ export function copy(source: Readable, sink: Writable, signal: AbortSignal, prog
     const settle = (error?: unknown): void => {
       if (settled) return;
       settled = true;
-      source.off('data', onData);
-      source.off('end', onEnd);
-      source.off('error', settle);
-      source.off('close', onSourceClose);
-      sink.off('drain', onDrain);
-      sink.off('error', settle);
-      sink.off('close', onSinkClose);
+      for (const [emitter, event, listener] of listeners) emitter.off(event, listener);
       signal.removeEventListener('abort', onAbort);
       if (error === undefined) resolve();
       else {
@@ -39,26 +33,25 @@ export function copy(source: Readable, sink: Writable, signal: AbortSignal, prog
         reject(error instanceof Error ? error : new Error(String(error)));
       }
     };
-    const onData = (chunk: Buffer): void => {
-      progress(chunk.length);
-      if (!sink.write(chunk)) source.pause();
-    };
-    const onDrain = (): void => {
-      source.resume();
-    };
-    const onEnd = (): void => settle();
-    const onSourceClose = (): void => settle(new PrematureClose('source closed before its end'));
-    const onSinkClose = (): void => settle(new PrematureClose('sink closed before the source ended'));
     const onAbort = (): void => settle(signal.reason ?? new Error('aborted'));
-
+    const listeners: Array<[Readable | Writable, string, Parameters<Readable['on']>[1]]> = [
+      [
+        source,
+        'data',
+        (chunk: Buffer): void => {
+          progress(chunk.length);
+          if (!sink.write(chunk)) source.pause();
+        },
+      ],
+      [sink, 'drain', () => source.resume()],
+      [source, 'end', () => settle()],
+      [source, 'error', settle],
+      [sink, 'error', settle],
+      [source, 'close', () => settle(new PrematureClose('source closed before its end'))],
+      [sink, 'close', () => settle(new PrematureClose('sink closed before the source ended'))],
+    ];
     if (signal.aborted) return onAbort();
-    source.on('data', onData);
-    source.once('end', onEnd);
-    source.once('error', settle);
-    source.once('close', onSourceClose);
-    sink.on('drain', onDrain);
-    sink.once('error', settle);
-    sink.once('close', onSinkClose);
+    for (const [emitter, event, listener] of listeners) emitter.on(event, listener);
     signal.addEventListener('abort', onAbort, { once: true });
   });
 }
