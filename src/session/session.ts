@@ -63,7 +63,6 @@ export class Session implements LineSink {
   readonly id = newSessionId();
   readonly remoteAddress: string;
   readonly remotePort: number;
-  readonly localAddress: string;
   readonly openedAt = Date.now();
 
   state: SessionState = 'need-user';
@@ -84,6 +83,7 @@ export class Session implements LineSink {
   transfer: ActiveTransfer | undefined;
 
   private socket: Duplex;
+  #localAddress: string | undefined;
   /** Made on first use: most sessions sit idle and never open a data connection. */
   private setup: DataSetup | undefined;
   private readonly reader: LineReader;
@@ -105,16 +105,25 @@ export class Session implements LineSink {
   constructor(
     readonly server: ServerContext,
     readonly listener: ListenerInfo,
-    socket: Duplex & { remoteAddress?: string; remotePort?: number; localAddress?: string },
+    socket: Duplex & { remoteAddress?: string; remotePort?: number },
   ) {
     this.socket = socket;
     this.remoteAddress = normalizeIp(socket.remoteAddress);
     this.remotePort = socket.remotePort ?? 0;
-    this.localAddress = normalizeIp(socket.localAddress);
     this.reader = new LineReader(server.config.limits.max_line_length, this);
     this.attach(socket);
     this.startLoginClock();
     this.touch();
+  }
+
+  /**
+   * Our address on the control connection, read on first use: a getsockname per
+   * connection that most sessions (log in, send a file, leave) would never need
+   * before their first PASV or PORT.
+   */
+  get localAddress(): string {
+    this.#localAddress ??= normalizeIp((this.socket as { localAddress?: string }).localAddress);
+    return this.#localAddress;
   }
 
   /** The pending data connection (PASV/PORT), consumed by the next transfer. */
