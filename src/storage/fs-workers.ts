@@ -31,13 +31,16 @@ const KINDS = ['file', 'dir', 'link', 'other'] as const;
  * both sides, the largest single cost of serving small files).
  * - lstat: every name it is sent; answers with transferable typed arrays,
  *   a kind of -1 meaning the entry vanished.
+ * - names: the entries of a folder, up to `limit`, without those named
+ *   `hidden.prefix`…`hidden.suffix` (and without '.' and '..'), in one
+ *   message instead of a thread-pool round trip and a promise per batch.
  * - read: open (O_NOFOLLOW: a link fails with ELOOP and is left to the
  *   caller's jail check; O_NONBLOCK: a FIFO cannot hang it), fstat, and the
- *   whole file when it is a regular file of at most \`max\` bytes.
+ *   whole file when it is a regular file of at most `max` bytes.
  */
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
-const { lstatSync, openSync, fstatSync, readSync, closeSync, constants: C } = require('node:fs');
+const { lstatSync, opendirSync, openSync, fstatSync, readSync, closeSync, constants: C } = require('node:fs');
 const READ_FLAGS = C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
 function readSmall({ id, path, max }) {
   const fd = openSync(path, READ_FLAGS);
@@ -57,9 +60,22 @@ function readSmall({ id, path, max }) {
     closeSync(fd);
   }
 }
+function readNames({ id, dir, limit, hidden }) {
+  const names = [];
+  const d = opendirSync(dir, { bufferSize: 1024 });
+  try {
+    for (let e = d.readSync(); e !== null && names.length < limit; e = d.readSync()) {
+      if (!(e.name.startsWith(hidden.prefix) && e.name.endsWith(hidden.suffix))) names.push(e.name);
+    }
+  } finally {
+    d.closeSync();
+  }
+  parentPort.postMessage({ id, names });
+}
 parentPort.on('message', (job) => {
   try {
     if (job.op === 'read') return readSmall(job);
+    if (job.op === 'names') return readNames(job);
     lstatMany(job);
   } catch (error) {
     parentPort.postMessage({ id: job.id, error: { code: error.code, message: error.message } });
@@ -84,7 +100,10 @@ function lstatMany({ id, prefix, names }) {
 }
 `;
 
-type Message = { op: 'lstat'; prefix: string; names: string[] } | { op: 'read'; path: string; max: number };
+type Message =
+  | { op: 'lstat'; prefix: string; names: string[] }
+  | { op: 'read'; path: string; max: number }
+  | { op: 'names'; dir: string; limit: number; hidden: { prefix: string; suffix: string } };
 
 interface LstatReply {
   nums: Float64Array;
@@ -98,6 +117,7 @@ interface ReadReply {
 }
 
 interface Reply extends Partial<LstatReply>, Partial<ReadReply> {
+  names?: string[];
   id: number;
   error?: { code?: string; message: string };
 }
@@ -191,6 +211,13 @@ class FsWorkers {
       }
     }
     return out;
+  }
+
+  /** Names in the folder `dir` (host path), up to `limit`, skipping `hidden.prefix`…`hidden.suffix`. */
+  async readNames(dir: string, limit: number, hidden: { prefix: string; suffix: string }): Promise<string[]> {
+    const workers = this.#pool();
+    const worker = workers[this.#turn++ % workers.length]!;
+    return (await worker.ask({ op: 'names', dir, limit, hidden })).names ?? [];
   }
 
   /**

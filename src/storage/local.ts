@@ -415,20 +415,9 @@ export class LocalStorage implements Storage {
     return r;
   }
 
-  /** Names in a folder, up to `limit`, without upload temp files. Streamed, so memory is bounded by the limit. */
+  /** Names in a folder, up to `limit`, without upload temp files: memory is bounded by the limit. */
   async #readNames(dirReal: string, limit: number): Promise<string[]> {
-    const dir = await this.#fs(() => fs.opendir(dirReal, { bufferSize: 1024 }));
-    const names: string[] = [];
-    try {
-      while (names.length < limit) {
-        const dirent = await this.#fs(() => dir.read());
-        if (!dirent) break;
-        if (!isTempName(dirent.name)) names.push(dirent.name);
-      }
-    } finally {
-      await dir.close().catch(() => undefined);
-    }
-    return names;
+    return this.#fs(() => fsWorkers.readNames(dirReal, limit, { prefix: TEMP_PREFIX, suffix: TEMP_SUFFIX }));
   }
 
   /** A link in a listing: what it points to when that is inside the home, else the link itself. */

@@ -39,6 +39,18 @@ describe('fsWorkers', () => {
     assert.deepEqual(await fsWorkers.lstat(dir, []), []);
   });
 
+  it('reads the names of a folder up to a limit, without hidden ones', async () => {
+    await fs.writeFile(path.join(dir, '.moat-upload-1234.part'), '');
+    const hidden = { prefix: '.moat-upload-', suffix: '.part' };
+    try {
+      assert.deepEqual((await fsWorkers.readNames(dir, Infinity, hidden)).sort(), ['a.txt', 'link', 'sub']);
+      assert.equal((await fsWorkers.readNames(dir, 2, hidden)).length, 2);
+      await assert.rejects(fsWorkers.readNames(path.join(dir, 'gone'), Infinity, hidden), { code: 'ENOENT' });
+    } finally {
+      await fs.rm(path.join(dir, '.moat-upload-1234.part'));
+    }
+  });
+
   it('reads a small file whole, and only reports what it finds otherwise', async () => {
     const whole = await fsWorkers.readSmall(path.join(dir, 'a.txt'), 1024);
     assert.deepEqual({ ...whole, data: whole.data?.toString() }, { kind: 'file', size: 3, data: 'abc' });
