@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import { toStorageError } from '../../src/storage/errors.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import { StorageError, type StorageErrorKind } from '../../src/storage/types.js';
@@ -159,6 +161,21 @@ describe('directory and file operations', () => {
     const pastEnd = await storage.read(v('file.txt'), { start: 9 });
     assert.equal(pastEnd.size, 5);
     assert.equal((await readAll(pastEnd.stream)).length, 0);
+  });
+
+  it('read refuses a FIFO at once (never waits for a writer) and a file past the small-file size streams whole', async () => {
+    await promisify(execFile)('mkfifo', [path.join(home, 'pipe')]);
+    try {
+      await rejectsWith(storage.read(v('pipe')), 'permission');
+    } finally {
+      await fs.rm(path.join(home, 'pipe'));
+    }
+    const big = Buffer.alloc(300 * 1024, 7);
+    await fs.writeFile(path.join(home, 'big.bin'), big);
+    const download = await storage.read(v('big.bin'), { start: 10 });
+    assert.equal(download.size, big.length);
+    assert.equal((await readAll(download.stream)).length, big.length - 10);
+    await fs.rm(path.join(home, 'big.bin'));
   });
 
   it('chmod keeps only permission bits', async () => {
