@@ -75,7 +75,7 @@ function toInfo(name: string, st: BigIntStats, kind: FileKind = kindOf(st)): Fil
   };
 }
 
-/** Same as toInfo, from a stat worker's answer. */
+/** Same as toInfo, from an fs worker's lstat. */
 function packedInfo(name: string, st: LstatResult): FileInfo {
   return {
     name,

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { StorageError, type StorageErrorKind, type VirtualPath } from '../../src/storage/types.js';
 import { ROOT, resolveVirtual } from '../../src/storage/vpath.js';
 
@@ -19,4 +21,15 @@ export async function rejectsWith(promise: Promise<unknown>, kind: StorageErrorK
     return true;
   });
   return message;
+}
+
+/** Creates `count` files `${prefix}${zero-padded index}` holding `content` in `dir`, 500 at a time. */
+export async function writeFiles(dir: string, count: number, prefix: string, digits: number, content: string): Promise<void> {
+  for (let i = 0; i < count; i += 500) {
+    await Promise.all(
+      Array.from({ length: Math.min(500, count - i) }, (_, j) =>
+        fs.writeFile(path.join(dir, `${prefix}${String(i + j).padStart(digits, '0')}`), content),
+      ),
+    );
+  }
 }

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { LocalStorage } from '../../src/storage/local.js';
 import { StorageError, type StorageErrorKind, type VirtualPath } from '../../src/storage/types.js';
 import { ROOT } from '../../src/storage/vpath.js';
-import { rejectsWith as expectKind, v } from './helpers.js';
+import { rejectsWith as expectKind, v, writeFiles } from './helpers.js';
 
 
 let tmp: string;
@@ -157,11 +157,7 @@ describe('links among thousands of plain entries', () => {
   it('are each resolved or masked exactly as in a small folder', async () => {
     const mixed = path.join(home, 'mixed');
     await fs.mkdir(mixed);
-    for (let i = 0; i < 3_000; i += 500) {
-      await Promise.all(
-        Array.from({ length: 500 }, (_, j) => fs.writeFile(path.join(mixed, `f${String(i + j).padStart(4, '0')}`), 'x')),
-      );
-    }
+    await writeFiles(mixed, 3_000, 'f', 4, 'x');
     await fs.symlink('/etc/passwd', path.join(mixed, 'f1000-out'));
     await fs.symlink('../../bob/secret.txt', path.join(mixed, 'f2000-bob'));
     await fs.symlink('nowhere', path.join(mixed, 'f2500-dangling'));

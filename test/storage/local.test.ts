@@ -9,7 +9,7 @@ import { toStorageError } from '../../src/storage/errors.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import { StorageError, type StorageErrorKind } from '../../src/storage/types.js';
 import { ROOT } from '../../src/storage/vpath.js';
-import { rejectsWith as expectKind, v } from './helpers.js';
+import { rejectsWith as expectKind, v, writeFiles } from './helpers.js';
 
 const GiB = 1024 ** 3;
 
@@ -67,11 +67,7 @@ describe('stat and list', () => {
   it('lists 10,000 entries, honours limit, and keeps the event loop turning', async () => {
     const big = path.join(home, 'big');
     await fs.mkdir(big);
-    for (let i = 0; i < 10_000; i += 500) {
-      await Promise.all(
-        Array.from({ length: 500 }, (_, j) => fs.writeFile(path.join(big, `f${String(i + j).padStart(5, '0')}`), '')),
-      );
-    }
+    await writeFiles(big, 10_000, 'f', 5, '');
     let turns = 0;
     const ticker = setInterval(() => turns++, 1);
     const all = await storage.list(v('big'));
