@@ -1,4 +1,5 @@
-import { mkdir, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
@@ -17,13 +18,6 @@ interface GenerateFlags {
 }
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
-
-async function exists(file: string): Promise<boolean> {
-  return stat(file).then(
-    () => true,
-    () => false,
-  );
-}
 
 /** Subject alternative names from --san values: IP literals become IP:, the rest DNS:. */
 function altNames(cn: string, sans: string[] = []): string[] {
@@ -59,7 +53,7 @@ export function registerCertCommands(program: Command): void {
       const keyFile = resolve(flags.key ?? join(dir, 'key.pem'));
       const days = Number(flags.days);
       if (!Number.isInteger(days) || days < 1 || days > 36_500) throw new CliError('--days: expected a number of days from 1 to 36500');
-      if (!flags.force && ((await exists(certFile)) || (await exists(keyFile)))) {
+      if (!flags.force && (existsSync(certFile) || existsSync(keyFile))) {
         const current = await loadCertMaterial(certFile, keyFile).catch(() => undefined);
         throw new CliError(
           `${certFile} or ${keyFile} already exists${current ? ` (fingerprint ${current.fingerprint})` : ''}; use --force to replace it`,

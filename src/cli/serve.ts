@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { FileUserStore } from '../auth/file-store.js';
@@ -15,13 +15,6 @@ import { CliError } from './user.js';
 
 export function usersFileOf(config: MoatConfig): string {
   return config.users_file || join(config.state_dir, 'users.json');
-}
-
-async function exists(file: string): Promise<boolean> {
-  return stat(file).then(
-    () => true,
-    () => false,
-  );
 }
 
 /** Privilege flags (see src/guard/privileges.ts): only `serve` and `check-config` take them. */
@@ -47,7 +40,7 @@ async function readConfig(flags: Flags): Promise<MoatConfig> {
  * `demo` (home = the root) with a random password shown once.
  */
 async function bootstrapDemo(config: MoatConfig, usersFile: string): Promise<string | undefined> {
-  if (config.users_file !== '' || (await exists(usersFile))) return undefined;
+  if (config.users_file !== '' || existsSync(usersFile)) return undefined;
   const store = await FileUserStore.open(usersFile, { cache: false });
   const password = randomBytes(12).toString('base64url');
   await store.add('demo', password, { home: '.', permissions: 'elradfmwMT' });

@@ -1,9 +1,15 @@
 import { READ_ONLY_PERMISSIONS, type User } from '../auth/types.js';
+import type { MoatConfig } from '../config/schema.js';
 import { reply } from '../session/reply.js';
 import type { Session } from '../session/session.js';
 import type { CommandSpec } from './types.js';
 
 const ANONYMOUS_NAMES = new Set(['anonymous', 'ftp']);
+
+/** Whether `name` logs in as the anonymous user (only when anonymous access is enabled). */
+export function isAnonymousLogin(config: MoatConfig, name: string): boolean {
+  return config.anonymous.enabled && ANONYMOUS_NAMES.has(name.toLowerCase());
+}
 
 function anonymousUser(session: Session): User {
   return {
@@ -22,7 +28,7 @@ function sleep(ms: number): Promise<void> {
 async function login(session: Session, password: string): Promise<void> {
   const name = session.pendingUser!;
   const { server } = session;
-  const isAnonymous = server.config.anonymous.enabled && ANONYMOUS_NAMES.has(name.toLowerCase());
+  const isAnonymous = isAnonymousLogin(server.config, name);
   const user = isAnonymous
     ? anonymousUser(session)
     : await server.users.authenticate(name, password, { remoteAddress: session.remoteAddress, secure: session.secure });
@@ -38,9 +44,12 @@ async function login(session: Session, password: string): Promise<void> {
   try {
     storage = await server.storageFor(user);
   } catch (error) {
+    if (session.closed) return;
     server.events.emit('session-error', { ...session.actor, error });
     return failed(session, name, 'home folder unavailable');
   }
+  // Gone while the home was checked: logging in now would bring a closed session back to life.
+  if (session.closed) return;
   session.loggedIn(user, storage);
   server.events.emit('login', { ...session.actor, secure: session.secure });
   session.send(reply(230, 'Login successful.'));
@@ -78,7 +87,7 @@ export const authCommands: CommandSpec[] = [
       if (session.state === 'ready') return reply(530, "Can't change to another user; use REIN first.");
       session.pendingUser = arg.trim();
       session.state = 'need-pass';
-      const anonymous = session.server.config.anonymous.enabled && ANONYMOUS_NAMES.has(session.pendingUser.toLowerCase());
+      const anonymous = isAnonymousLogin(session.server.config, session.pendingUser);
       return reply(331, anonymous ? 'Anonymous login ok, send your e-mail address as password.' : 'Please specify the password.');
     },
   },
@@ -122,7 +131,13 @@ export const authCommands: CommandSpec[] = [
     preLogin: true,
     duringTransfer: true,
     arg: 'none',
-    handler(session) {
+    async handler(session) {
+      // RFC 959 order: the aborted transfer's 426 first, then the 221.
+      const t = session.transfer;
+      if (t) {
+        t.controller.abort();
+        await t.done;
+      }
       if (session.user) session.server.events.emit('logout', session.actor);
       session.send(reply(221, 'Goodbye.'));
       session.close('quit', 'peer-first');

@@ -1,4 +1,5 @@
-import type { Writable } from 'node:stream';
+import { Readable } from 'node:stream';
+import { copy } from '../data/copy.js';
 import {
   formatMlsxFacts,
   lsLineFormatter,
@@ -6,6 +7,7 @@ import {
   mlsxPerm,
   mlsxPermByKind,
   parseListArgs,
+  safeName,
 } from '../listing/format.js';
 import { FtpError, reply } from '../session/reply.js';
 import type { Session } from '../session/session.js';
@@ -46,7 +48,7 @@ function lineFormatter(session: Session, format: Format, now: Date): (info: File
     case 'ls':
       return lsLineFormatter(now);
     case 'names':
-      return (info) => info.name;
+      return (info) => safeName(info.name);
     case 'mlsx':
       return mlsxFormatter(mlsxPermByKind(session.user!.permissions), { facts: session.mlstFacts });
   }
@@ -55,35 +57,21 @@ function lineFormatter(session: Session, format: Format, now: Date): (info: File
 /** Characters per write: a few large writes cost far less than one per line. */
 const CHUNK_CHARS = 64 * 1024;
 
-/** Write lines in large chunks, honouring backpressure, so a 10,000-entry folder never holds the loop. */
-async function writeLines(out: Writable, lines: Iterable<string>, signal: AbortSignal, progress: (n: number) => void) {
+/**
+ * The listing's lines, formatted as they are sent (not all up front) and
+ * joined into large chunks; `copy` then writes them with backpressure, ends on
+ * an abort, and fails at once if the client drops the data connection.
+ */
+function* chunks(entries: FileInfo[], format: (info: FileInfo) => string): Generator<Buffer> {
   let text = '';
-  const flush = async () => {
-    const chunk = Buffer.from(text, 'utf8');
-    text = '';
-    progress(chunk.length);
-    if (!out.write(chunk)) {
-      await new Promise<void>((resolve, reject) => {
-        const onAbort = () => reject(signal.reason ?? new Error('aborted'));
-        signal.addEventListener('abort', onAbort, { once: true });
-        out.once('drain', () => {
-          signal.removeEventListener('abort', onAbort);
-          resolve();
-        });
-      });
+  for (const entry of entries) {
+    text += format(entry) + '\r\n';
+    if (text.length >= CHUNK_CHARS) {
+      yield Buffer.from(text, 'utf8');
+      text = '';
     }
-  };
-  for (const line of lines) {
-    if (signal.aborted) throw signal.reason ?? new Error('aborted');
-    text += line + '\r\n';
-    if (text.length >= CHUNK_CHARS) await flush();
   }
-  if (text) await flush();
-}
-
-/** Lines formatted as they are written, not all up front. */
-function* formatted(entries: FileInfo[], format: (info: FileInfo) => string): Iterable<string> {
-  for (const entry of entries) yield format(entry);
+  if (text) yield Buffer.from(text, 'utf8');
 }
 
 async function list(session: Session, command: string, arg: string, format: Format): Promise<void> {
@@ -98,7 +86,7 @@ async function list(session: Session, command: string, arg: string, format: Form
     path: listing.path,
     opening: 'Here comes the directory listing.',
     done: 'Directory send OK.',
-    run: (data, signal, progress) => writeLines(data, formatted(listing.entries, toLine), signal, progress),
+    run: (data, signal, progress) => copy(Readable.from(chunks(listing.entries, toLine)), data, signal, progress),
   });
 }
 

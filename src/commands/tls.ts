@@ -1,9 +1,8 @@
 import { reply, type Reply } from '../session/reply.js';
 import type { Session } from '../session/session.js';
 import type { TlsLayer } from '../tls/layer.js';
+import { isAnonymousLogin } from './auth.js';
 import type { CommandSpec } from './types.js';
-
-const ANONYMOUS_NAMES = new Set(['anonymous', 'ftp']);
 
 const TLS_REQUIRED_TEXT = 'TLS required: use AUTH TLS (or the implicit FTPS port) before logging in; your password was not read.';
 
@@ -138,14 +137,16 @@ export function wrapLoginCommand(layer: TlsLayer, spec: CommandSpec): CommandSpe
 
 async function clearLoginAllowed(layer: TlsLayer, session: Session, name: string): Promise<boolean> {
   const { config, users } = session.server;
-  if (config.anonymous.enabled && ANONYMOUS_NAMES.has(name.toLowerCase())) {
+  if (isAnonymousLogin(config, name)) {
     return config.anonymous.allow_plaintext || layer.policies.serverControl !== 'required';
   }
   let user = null;
   if (users.lookup) {
     try {
       user = await users.lookup(name);
-    } catch {
+    } catch (error) {
+      // The server's own policy decides then; the failure itself must not go unseen.
+      session.server.events.emit('server-error', { error, where: 'users.lookup (TLS login gate)' });
       user = null;
     }
   }

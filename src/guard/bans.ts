@@ -155,15 +155,17 @@ export class BanStore {
 
   /**
    * Re-read the file if it changed on disk since we last read or wrote it.
-   * Resolves to the previous records when it did (for diffing), else null.
+   * Resolves to the previous records when it did, else null. A version that
+   * fails to parse is reported once, not on every check: its stamp is taken
+   * first, and the bans in memory stay as they were.
    */
   async reloadIfChanged(): Promise<Map<string, BanRecord> | null> {
     const now = await stampOf(this.file);
     if (sameStamp(now, this.stamp)) return null;
+    this.stamp = now;
     const next = now ? parse(await readFile(this.file, 'utf8')) : new Map<string, BanRecord>();
     const previous = this.records;
     this.records = next;
-    this.stamp = now;
     return previous;
   }
 }

@@ -312,10 +312,6 @@ export class Guard {
     return this.bans?.active(ip, this.now()) !== undefined;
   }
 
-  listBans(): BanRecord[] {
-    return this.bans?.list(this.now()) ?? [];
-  }
-
   private persist(): void {
     const bans = this.bans;
     if (!bans) return;

@@ -30,14 +30,13 @@ export function resolveRunAs(spec: string): RunAs {
   if (!pw && !/^\d+$/.test(userPart)) throw new Error(`run_as: no such user "${userPart}"`);
   const uid = pw ? Number(pw[2]) : Number(userPart);
   let gid = pw ? Number(pw[3]) : uid;
-  let group = String(gid);
   const groups = table('/etc/group');
   if (groupPart !== undefined && groupPart !== '') {
     const gr = /^\d+$/.test(groupPart) ? groups.find((r) => r[2] === groupPart) : groups.find((r) => r[0] === groupPart);
     if (!gr && !/^\d+$/.test(groupPart)) throw new Error(`run_as: no such group "${groupPart}"`);
     gid = gr ? Number(gr[2]) : Number(groupPart);
   }
-  group = groups.find((r) => Number(r[2]) === gid)?.[0] ?? String(gid);
+  const group = groups.find((r) => Number(r[2]) === gid)?.[0] ?? String(gid);
   if (uid === 0) throw new Error('run_as: must name an unprivileged user, not root');
   return { user: pw?.[0] ?? String(uid), uid, group, gid };
 }

@@ -17,7 +17,7 @@ const ONE_HOUR_MS = 60 * 60 * 1000;
  * sent raw, it would forge extra listing lines. Clients cannot address such
  * names anyway (control characters are refused in paths), so they are masked.
  */
-function safeName(name: string): string {
+export function safeName(name: string): string {
   return name.replace(/[\u0000-\u001f\u007f]/g, '?');
 }
 

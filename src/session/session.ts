@@ -323,9 +323,9 @@ export class Session implements LineSink {
     this.close(`${kind} timeout`);
   }
 
-  /** End the session: abort the transfer, drop data setups, flush and close the socket. */
   /**
-   * End the session. `how`: 'end' flushes the replies and closes; 'destroy'
+   * End the session: abort the transfer, drop data setups, close the socket.
+   * `how`: 'end' flushes the replies and closes; 'destroy'
    * drops the socket at once; 'peer-first' (QUIT) flushes and gives the client
    * PEER_CLOSE_GRACE_MS to close its side first, as clients do right after the
    * 221: the side that closes first keeps the TIME_WAIT entry, and one left on
@@ -342,9 +342,13 @@ export class Session implements LineSink {
     if (how === 'destroy') s.destroy();
     else if (!s.destroyed) {
       if (how === 'end') s.end();
-      else setTimeout(() => s.end(), PEER_CLOSE_GRACE_MS).unref();
-      // A client that never reads its replies must not hold the socket open.
-      setTimeout(() => s.destroy(), 2000).unref();
+      const timers = [
+        ...(how === 'peer-first' ? [setTimeout(() => s.end(), PEER_CLOSE_GRACE_MS).unref()] : []),
+        // A client that never reads its replies must not hold the socket open.
+        setTimeout(() => s.destroy(), 2000).unref(),
+      ];
+      // Cleared as soon as the socket is gone: they hold it, and through it this session.
+      s.once('close', () => timers.forEach(clearTimeout));
     }
     this.server.events.emit('session-close', {
       ...this.actor,

@@ -20,6 +20,10 @@ export interface TransferJob {
 
 class Stalled extends Error {}
 
+class DataLost extends Error {
+  readonly code = 'ERR_STREAM_PREMATURE_CLOSE';
+}
+
 /**
  * The one transfer runner: 150, data connection, bytes with a stall watchdog,
  * then exactly one of 226 / 425 / 426 / 4xx-5xx, and one event. The data
@@ -113,12 +117,23 @@ function openWithAbort(session: Session, signal: AbortSignal): Promise<Duplex> {
   });
 }
 
-/** Finish our side and wait until the socket is gone, bounded, so no socket leaks. */
+/**
+ * Finish our side and wait until the socket is gone, bounded, so no socket
+ * leaks. Succeeds only if our last byte got out: an abort, a stall or a reset
+ * while the tail was still being flushed is a 426, not a 226.
+ */
 function closeData(data: Duplex, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (data.destroyed) return resolve();
-    data.once('close', () => resolve());
-    signal.addEventListener('abort', () => data.destroy(), { once: true });
+  return new Promise((resolve, reject) => {
+    const onAbort = () => data.destroy();
+    const settle = () => {
+      signal.removeEventListener('abort', onAbort);
+      if (signal.aborted) reject(signal.reason);
+      else if (!data.writableFinished) reject(data.errored ?? new DataLost('data connection closed before the last byte was sent'));
+      else resolve();
+    };
+    if (data.destroyed) return settle();
+    data.once('close', settle);
+    signal.addEventListener('abort', onAbort, { once: true });
     // Once our last byte (and FIN, or TLS close_notify) is out, the socket is done,
     // whether or not the client closes its side.
     if (data.writableFinished) data.destroy();

@@ -6,14 +6,14 @@ import type { DirectSource } from './types.js';
 /** Bytes per read of the Readable side (TYPE A, embedders). */
 const STREAM_CHUNK = 1024 * 1024;
 /**
- * Buffer size of the direct path. Measured on loopback (1 GiB, tmpfs): 1 MiB
- * reads and writes gave 2.9 GB/s, 2 MiB 3.2 GB/s, 4 MiB 3.8 GB/s: fewer, larger
- * socket writes and thread-pool reads per byte.
+ * Buffer size of the direct path. Measured on loopback (1 GiB from tmpfs, same
+ * session): 1 MiB gave 1.9–2.4 GB/s, 4 MiB 2.4–3.4 GB/s, 8 MiB 2.1–2.6 GB/s
+ * (docs/performance.md): fewer, larger socket writes and thread-pool reads.
  */
 const MAX_CHUNK = 4 * 1024 * 1024;
 /** Always granted, budget or not, so every download keeps moving. */
 const MIN_CHUNK = 256 * 1024;
-/** What all downloads together may hold in direct-path buffers beyond MIN_CHUNK each. */
+/** What all downloads together may hold in direct-path buffers; once it is spent, each new one gets MIN_CHUNK. */
 const BUFFER_BUDGET = 64 * 1024 * 1024;
 let budgetInUse = 0;
 
@@ -29,8 +29,9 @@ function grantChunk(remaining: number): number {
  * per read, as streams must (a pushed chunk belongs to the consumer). `sendTo`
  * is the fast path for a transfer: two buffers, reused, the next read running
  * while the last chunk is written, so a 1 GiB download allocates 8 MiB, not
- * 1 GiB of garbage, and a shared budget bounds what many downloads hold at once. The handle is closed once, when the stream is destroyed
- * (at its end, on error, or by the caller).
+ * 1 GiB of garbage, and a shared budget bounds what many downloads hold at
+ * once. The handle is closed once, when the stream is destroyed (at its end,
+ * on error, or by the caller).
  */
 export class FileSource extends Readable implements DirectSource {
   #position: number;
@@ -70,7 +71,7 @@ export class FileSource extends Readable implements DirectSource {
     const buffers: Buffer[] = size > 0 ? [Buffer.allocUnsafeSlow(size)] : [];
     const other = (i: number): Buffer => (buffers[i % 2] ??= Buffer.allocUnsafeSlow(size));
     budgetInUse += 2 * size;
-    const aborted = settled(abortion(signal));
+    const { aborted, release } = abortion(signal);
     try {
       let next = settled(buffers.length ? this.#readInto(buffers[0]!) : Promise.resolve(0));
       for (let i = 0; ; i++) {
@@ -83,6 +84,7 @@ export class FileSource extends Readable implements DirectSource {
         await Promise.race([written, aborted]);
       }
     } finally {
+      release();
       budgetInUse -= 2 * size;
       this.destroy();
     }
@@ -124,23 +126,32 @@ export class BufferSource extends Readable implements DirectSource {
   async sendTo(sink: Writable, signal: AbortSignal, progress: (bytes: number) => void): Promise<void> {
     const data = this.data;
     this.data = undefined;
+    const { aborted, release } = abortion(signal);
     try {
       if (!data?.length) return;
-      await Promise.race([settled(writeChunk(sink, data)), settled(abortion(signal))]);
+      await Promise.race([settled(writeChunk(sink, data)), aborted]);
       progress(data.length);
     } finally {
+      release();
       this.destroy();
     }
   }
 }
 
-/** Rejects with the abort reason once `signal` aborts (at once if it has). */
-function abortion(signal: AbortSignal): Promise<never> {
-  return new Promise<never>((_, reject) => {
-    const onAbort = () => reject(signal.reason ?? new Error('aborted'));
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
-  });
+/**
+ * `aborted` rejects with the abort reason once `signal` aborts (at once if it
+ * has); `release` stops listening, for a sender that finished first.
+ */
+function abortion(signal: AbortSignal): { aborted: Promise<never>; release: () => void } {
+  let onAbort = (): void => undefined;
+  const aborted = settled(
+    new Promise<never>((_, reject) => {
+      onAbort = () => reject(signal.reason ?? new Error('aborted'));
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    }),
+  );
+  return { aborted, release: () => signal.removeEventListener('abort', onAbort) };
 }
 
 /** Marks `p` as handled: what is still pending when a sender bails out settles later with nobody awaiting it. */

@@ -185,6 +185,12 @@ class FsWorkers {
     return this.#workers;
   }
 
+  /** The next worker in turn, for a job one worker does alone. */
+  #next(): FsWorker {
+    const workers = this.#pool();
+    return workers[this.#turn++ % workers.length]!;
+  }
+
   async lstat(dir: string, names: readonly string[]): Promise<(LstatResult | undefined)[]> {
     const prefix = dir.endsWith('/') ? dir : dir + '/';
     const workers = this.#pool();
@@ -215,9 +221,7 @@ class FsWorkers {
 
   /** Names in the folder `dir` (host path), up to `limit`, skipping `hidden.prefix`…`hidden.suffix`. */
   async readNames(dir: string, limit: number, hidden: { prefix: string; suffix: string }): Promise<string[]> {
-    const workers = this.#pool();
-    const worker = workers[this.#turn++ % workers.length]!;
-    return (await worker.ask({ op: 'names', dir, limit, hidden })).names ?? [];
+    return (await this.#next().ask({ op: 'names', dir, limit, hidden })).names ?? [];
   }
 
   /**
@@ -226,9 +230,7 @@ class FsWorkers {
    * errno of open, fstat or read (`code` set, the message may name the path).
    */
   async readSmall(path: string, max: number): Promise<SmallRead> {
-    const workers = this.#pool();
-    const worker = workers[this.#turn++ % workers.length]!;
-    const { kind, size, data } = (await worker.ask({ op: 'read', path, max })) as ReadReply;
+    const { kind, size, data } = (await this.#next().ask({ op: 'read', path, max })) as ReadReply;
     return data ? { kind, size, data: Buffer.from(data) } : { kind, size };
   }
 }

@@ -188,7 +188,7 @@ export class LocalStorage implements Storage {
   async read(vpath: VirtualPath, options: { start?: number } = {}): Promise<Download> {
     const start = options.start ?? 0;
     if (!Number.isSafeInteger(start) || start < 0) throw fail('invalid-path');
-    const entry = await this.#entryPath(vpath);
+    const { entry } = await this.#entryPath(vpath);
     const small = await this.#readSmall(entry);
     if (small?.kind === 'dir') throw fail('is-a-directory');
     if (small?.kind === 'other') throw fail('permission');
@@ -205,7 +205,7 @@ export class LocalStorage implements Storage {
       throw toStorageError(error);
     }
     // Bounded by the size announced in the 150 reply: buffers are no larger than what is
-    // left (a 64 KiB file costs one 64 KiB buffer, not a 1 MiB one) and no read is spent on EOF.
+    // left (a 300 KiB file costs one 300 KiB buffer, not a 4 MiB one) and no read is spent on EOF.
     return { size, stream: new FileSource(fh, start, size) };
   }
 
@@ -340,14 +340,11 @@ export class LocalStorage implements Storage {
   }
 
   async #resolve(vpath: VirtualPath): Promise<Resolved> {
-    const parts = this.#segments(vpath);
-    const realHome = await this.#realHomePath();
-    if (parts.length === 0) {
+    const { entry, realHome } = await this.#entryPath(vpath);
+    if (entry === realHome) {
       const lstat = await this.#fs(() => fs.lstat(realHome, { bigint: true }));
-      return { isHome: true, entry: realHome, real: realHome, lstat };
+      return { isHome: true, entry, real: entry, lstat };
     }
-    const parentReal = await this.#realInside(parts.slice(0, -1), realHome);
-    const entry = path.join(parentReal, parts[parts.length - 1]!);
     let lstat: BigIntStats | null;
     try {
       lstat = await fs.lstat(entry, { bigint: true });
@@ -366,13 +363,16 @@ export class LocalStorage implements Storage {
     return { isHome: false, entry, real, lstat };
   }
 
-  /** Host path of the entry itself (the link, if it is one), its parent proved inside the jail. */
-  async #entryPath(vpath: VirtualPath): Promise<string> {
+  /**
+   * Host path of the entry itself (the link, if it is one), its parent proved
+   * inside the jail; the real home itself for '/'.
+   */
+  async #entryPath(vpath: VirtualPath): Promise<{ entry: string; realHome: string }> {
     const parts = this.#segments(vpath);
     const realHome = await this.#realHomePath();
-    if (parts.length === 0) return realHome;
+    if (parts.length === 0) return { entry: realHome, realHome };
     const parentReal = await this.#realInside(parts.slice(0, -1), realHome);
-    return path.join(parentReal, parts[parts.length - 1]!);
+    return { entry: path.join(parentReal, parts[parts.length - 1]!), realHome };
   }
 
   /**

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { chmod, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** A certificate chain and its key, as PEM, with the leaf's SHA-256 fingerprint. */
@@ -48,7 +49,7 @@ function run(cmd: string, args: string[]): Promise<void> {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
         return reject(new CertError('the openssl command is needed to generate a certificate (Node cannot sign X.509 itself); install it (e.g. apt-get install openssl) or give --tls-cert/--tls-key'));
       }
-      reject(new CertError(`openssl failed: ${String(stderr).trim().split('\n').slice(-1)[0] ?? error.message}`));
+      reject(new CertError(`openssl failed: ${String(stderr).trim().split('\n').slice(-1)[0] || error.message}`));
     });
   });
 }
@@ -93,13 +94,6 @@ export async function generateSelfSigned(certFile: string, keyFile: string, opti
   return loadCertMaterial(certFile, keyFile);
 }
 
-async function exists(file: string): Promise<boolean> {
-  return stat(file).then(
-    () => true,
-    () => false,
-  );
-}
-
 /**
  * The embedded default's certificate: `<state_dir>/tls/cert.pem` and
  * `key.pem`, generated on first start, reused after.
@@ -108,7 +102,7 @@ export async function ensureSelfSigned(stateDir: string): Promise<{ certFile: st
   const dir = join(stateDir, 'tls');
   const certFile = join(dir, 'cert.pem');
   const keyFile = join(dir, 'key.pem');
-  if ((await exists(certFile)) && (await exists(keyFile))) return { certFile, keyFile, created: false };
+  if (existsSync(certFile) && existsSync(keyFile)) return { certFile, keyFile, created: false };
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await generateSelfSigned(certFile, keyFile);
   return { certFile, keyFile, created: true };

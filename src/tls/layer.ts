@@ -189,7 +189,7 @@ export class TlsLayer {
       this.log('info', 'TLS certificate reloaded', { event: 'tls-cert-reloaded', reason, fingerprint: next.fingerprint, subject: next.subject });
       return true;
     } catch (error) {
-      const message = error instanceof CertError ? error.message : String((error as Error).message ?? error);
+      const message = String((error as Error).message ?? error);
       this.log('error', 'TLS certificate reload failed; keeping the current one', { event: 'tls-cert-reload-failed', reason, error: message });
       return false;
     }
@@ -335,7 +335,8 @@ export class TlsLayer {
       const user = this.scopes.userOf(scope);
       const owner = scope.owner;
       if (user || !owner || owner.closed || owner.state === 'ready' || Date.now() >= deadline) return user;
-      await new Promise((r) => setTimeout(r, 25));
+      // Unref'd: a data connection waiting here must not keep a stopping process alive.
+      await new Promise((r) => setTimeout(r, 25).unref());
     }
   }
 

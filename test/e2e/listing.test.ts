@@ -57,4 +57,16 @@ describe('listings', () => {
     assert.match(await c.cmd('LIST big/*'), /^550 /);
     c.close();
   });
+
+  test('a name with CR/LF on disk cannot forge lines in NLST, LIST or MLSD', async () => {
+    await mkdir(join(t.root, 'odd'));
+    await writeFile(join(t.root, 'odd', 'evil\r\nforged.txt'), 'x');
+    const c = await RawClient.loggedIn(t.port);
+    for (const cmd of ['NLST odd', 'LIST odd', 'MLSD odd']) {
+      const lines = (await c.fetch(cmd)).toString('utf8').split('\r\n').filter(Boolean);
+      assert.equal(lines.length, 1, `${cmd}: ${JSON.stringify(lines)}`);
+      assert.match(lines[0]!, /evil\?\?forged\.txt$/);
+    }
+    c.close();
+  });
 });

@@ -140,6 +140,22 @@ describe('control connection protocol', () => {
     c.close();
   });
 
+  test('QUIT during a transfer: the 426 of the aborted transfer, then the 221', async () => {
+    await writeFile(join(t.root, 'slow.bin'), Buffer.alloc(64 * 1024 * 1024, 1));
+    const c = await greeted();
+    await c.login();
+    const port = passivePort(await c.cmd('EPSV'));
+    const data = connect({ port, host: '127.0.0.1' });
+    data.pause(); // do not read: the transfer stays in progress
+    await new Promise((r) => data.once('connect', r));
+    assert.match(await c.cmd('RETR slow.bin'), /^150 /);
+    c.write('QUIT\r\n');
+    assert.match(await c.reply(), /^426 /);
+    assert.match(await c.reply(), /^221 /);
+    assert.ok(await c.waitClosed());
+    data.destroy();
+  });
+
   test('a vanished client mid-transfer leaves the server serving others', async () => {
     const c = await greeted();
     await c.login();

@@ -78,6 +78,8 @@ describe('guard building blocks', () => {
       assert.equal(JSON.parse(await readFile(file, 'utf8')).bans.length, 0);
       await writeFile(file, '{broken');
       await assert.rejects(BanStore.open(file));
+      await assert.rejects(a.reloadIfChanged(), 'a broken file is reported');
+      assert.equal(await a.reloadIfChanged(), null, 'once, not on every check');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

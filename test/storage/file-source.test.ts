@@ -4,6 +4,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import { getEventListeners } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import { BufferSource, FileSource } from '../../src/storage/file-source.js';
 
@@ -55,7 +56,9 @@ describe('FileSource', () => {
     const sink = new Collector();
     const source = new FileSource(await fs.open(file), start, content.length);
     let counted = 0;
-    await source.sendTo(sink, new AbortController().signal, (n) => (counted += n));
+    const { signal } = new AbortController();
+    await source.sendTo(sink, signal, (n) => (counted += n));
+    assert.equal(getEventListeners(signal, 'abort').length, 0, 'no abort listener left behind');
     assert.ok(sink.bytes.equals(content.subarray(start)), 'bytes differ');
     assert.equal(counted, content.length - start);
     assert.ok(sink.chunks.length >= 3, 'several chunks');
