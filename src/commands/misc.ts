@@ -39,7 +39,7 @@ function serverStatus(session: Session): Reply {
     session.user ? `Logged in as ${session.user.name}` : 'Not logged in',
     `TYPE: ${session.transferType === 'A' ? 'ASCII' : 'BINARY'}, STRUcture: File, MODE: Stream`,
     `Control connection: ${session.secure ? 'TLS' : 'plain'}; data protection: ${session.protection === 'P' ? 'private' : 'clear'}`,
-    `Data connection: ${session.data.ready ? 'prepared' : 'none'}`,
+    `Data connection: ${session.dataPrepared ? 'prepared' : 'none'}`,
     'End of status',
   ];
   return reply(211, ...lines);

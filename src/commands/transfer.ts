@@ -165,7 +165,7 @@ export const transferCommands: CommandSpec[] = [
     async handler(session) {
       const t = session.transfer;
       if (!t) {
-        session.data.reset();
+        session.dropDataSetup();
         return reply(225, 'No transfer to abort.');
       }
       t.controller.abort();

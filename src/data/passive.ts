@@ -78,6 +78,7 @@ export class PassiveListener {
   /** The accepted socket was handed to a transfer, which now owns (and closes) it. */
   private taken = false;
   private readonly timer: NodeJS.Timeout;
+  private released = false;
 
   constructor(
     private readonly server: Server,
@@ -125,6 +126,9 @@ export class PassiveListener {
 
   private stopListening(): void {
     if (this.server.listening) this.server.close();
+    // Once only: by a second call the port may already be reserved by another listener.
+    if (this.released) return;
+    this.released = true;
     this.release();
   }
 

@@ -126,6 +126,16 @@ export class Session implements LineSink {
     return this.#localAddress;
   }
 
+  /** Whether a PASV/PORT is waiting for a transfer (without creating the setup to ask). */
+  get dataPrepared(): boolean {
+    return this.setup?.ready ?? false;
+  }
+
+  /** Drop a pending PASV/PORT, if any. */
+  dropDataSetup(): void {
+    this.setup?.reset();
+  }
+
   /** The pending data connection (PASV/PORT), consumed by the next transfer. */
   get data(): DataSetup {
     return (this.setup ??= new DataSetup(this));
@@ -215,7 +225,7 @@ export class Session implements LineSink {
 
   /** REIN: back to the greeting state, keeping the (possibly TLS) transport. */
   reinitialize(): void {
-    this.setup?.reset();
+    this.dropDataSetup();
     this.user = undefined;
     this.storage = undefined;
     this.pendingUser = undefined;
@@ -227,6 +237,7 @@ export class Session implements LineSink {
     this.epsvAll = false;
     this.mlstFacts = DEFAULT_MLST_FACTS;
     this.failedLogins = 0;
+    // Never restarts a login clock already running: REIN must not extend a login timeout.
     if (!this.loginDeadline) this.startLoginClock();
   }
 
@@ -310,7 +321,7 @@ export class Session implements LineSink {
     if (this.closed) return;
     if (this.loginDeadline && now >= this.loginDeadline) this.timeout('login');
     else if (now >= this.idleDeadline) {
-      // A transfer still waiting for its data connection is not idle.
+      // A session with a transfer running is not idle (the stall watchdog guards the transfer).
       if (this.transfer) this.touch();
       else this.timeout('idle');
     }
@@ -336,7 +347,7 @@ export class Session implements LineSink {
     if (this.closed) return;
     this.state = 'closing';
     this.transfer?.controller.abort();
-    this.setup?.reset();
+    this.dropDataSetup();
     this.queue = undefined;
     const s = this.socket;
     if (how === 'destroy') s.destroy();
