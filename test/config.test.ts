@@ -47,4 +47,5 @@ test('errors name the key and the reason; unknown keys are errors', () => {
   assert.match(attempt({ timeouts: { idle: -1 } })[0]!, /^timeouts\.idle: /);
   assert.match(attempt({ guard: { deny: ['10.0.0.0/33'] } })[0]!, /^guard\.deny\.0: /);
   assert.match(attempt({ passive: { enabled: false }, active: { enabled: false } })[0]!, /at least one/);
+  assert.match(attempt({ tls: { cert: '/c', key: '/k', control: 'off', implicit_listen: ['127.0.0.1:990'] } })[0]!, /^tls\.implicit_listen: .*not "off"/);
 });

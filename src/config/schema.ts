@@ -163,5 +163,9 @@ export function checkConfig(c: MoatConfig): string[] {
   if (c.tls.implicit_listen.length > 0 && c.tls.cert === '' && !c.tls.generate_self_signed) {
     errors.push('tls.implicit_listen: implicit TLS needs tls.cert and tls.key');
   }
+  if (c.tls.implicit_listen.length > 0 && c.tls.control === 'off') {
+    // Otherwise the implicit listeners would silently not start.
+    errors.push('tls.implicit_listen: implicit TLS listeners need tls.control "optional" or "required", not "off"');
+  }
   return errors;
 }

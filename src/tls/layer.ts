@@ -234,6 +234,8 @@ export class TlsLayer {
       session.protection = 'C';
     } catch (error) {
       this.scopes.drop(scope);
+      // Closed by us meanwhile (ban, timeout, shutdown): not the client's failed handshake, so no scored event.
+      if (session.closed) return;
       const detail = error instanceof HandshakeError ? `${error.kind}: ${error.message}` : String(error);
       session.server.events.emit('security', { ...session.actor, event: 'tls-handshake-failed', detail: `AUTH TLS: ${detail}` });
       session.close(`TLS handshake failed (${error instanceof HandshakeError ? error.kind : 'error'})`, 'destroy');
