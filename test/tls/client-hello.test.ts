@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { scanClientHello } from '../../src/tls/client-hello.js';
 import { makeCert } from './helpers.js';
 
@@ -32,8 +32,9 @@ async function captureHello(options: { session?: Buffer; maxVersion?: 'TLSv1.2' 
 }
 
 async function realSession(maxVersion: 'TLSv1.2' | 'TLSv1.3'): Promise<Buffer> {
-  const { certFile, keyFile } = makeCert();
+  const { certFile, keyFile, dir } = makeCert();
   const srv = createTlsServer({ cert: readFileSync(certFile), key: readFileSync(keyFile) }, (s) => s.end('x'));
+  rmSync(dir, { recursive: true, force: true });
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
   const port = (srv.address() as { port: number }).port;
   const session = await new Promise<Buffer>((resolve) => {

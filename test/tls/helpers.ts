@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
@@ -28,7 +28,7 @@ export function makeCert(dir = mkdtempSync(join(tmpdir(), 'moat-cert-')), cn = '
 
 /** startServer with TLS: explicit on the usual port, implicit on a second one. */
 export async function startTlsServer(options: { config?: Record<string, unknown>; implicit?: boolean } = {}): Promise<TlsTestServer> {
-  const { certFile, keyFile } = makeCert();
+  const { certFile, keyFile, dir: certDir } = makeCert();
   const config = merge(
     { tls: { cert: certFile, key: keyFile, implicit_listen: options.implicit === false ? [] : ['127.0.0.1:0'] } },
     options.config ?? {},
@@ -48,6 +48,7 @@ export async function startTlsServer(options: { config?: Record<string, unknown>
     async close() {
       layer.close();
       await close();
+      rmSync(certDir, { recursive: true, force: true });
     },
   };
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
@@ -121,6 +121,7 @@ describe('certificate reload', () => {
       const next = makeCert(undefined, 'reloaded.example');
       renameSync(next.keyFile, t.keyFile);
       renameSync(next.certFile, t.certFile);
+      rmSync(next.dir, { recursive: true, force: true });
       const second = fingerprintOf(t.certFile);
       assert.notEqual(second, first);
       assert.equal(await t.tls.reload('test'), true);
@@ -140,6 +141,7 @@ describe('certificate reload', () => {
       const third = makeCert(undefined, 'watched.example');
       renameSync(third.keyFile, t.keyFile);
       renameSync(third.certFile, t.certFile);
+      rmSync(third.dir, { recursive: true, force: true });
       const want = fingerprintOf(t.certFile);
       const deadline = Date.now() + 5000;
       while (t.tls.fingerprint !== want && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
