@@ -139,8 +139,7 @@ export class Guard {
       if (!points) return;
       if (e.event === 'data-connection-refused') {
         // The offender is the foreign address that connected, not the session's client.
-        const foreign = /foreign address (\S+)/.exec(e.detail ?? '')?.[1];
-        if (foreign) this.offence({ sessionId: NO_SESSION, ip: foreign }, points, e.event);
+        if (e.offender) this.offence({ sessionId: NO_SESSION, ip: e.offender }, points, e.event);
         return;
       }
       this.offence(e, points, e.event);

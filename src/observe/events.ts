@@ -35,7 +35,8 @@ export interface MoatEventMap {
   rename: Actor & { from: string; to: string };
   mkdir: Actor & { path: string };
   refused: Actor & { command: string; code: number; reason: string };
-  security: Actor & { event: string; detail?: string };
+  /** `offender`: the address to blame when it is not the session's client (a foreign data connection). */
+  security: Actor & { event: string; detail?: string; offender?: string };
   'session-error': Actor & { error: unknown };
   'server-error': { error: unknown; where: string };
 }

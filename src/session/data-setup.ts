@@ -38,6 +38,8 @@ export class DataSetup {
           ...s.actor,
           event: 'data-connection-refused',
           detail: `passive connection from foreign address ${ip}`,
+          // After detail: the fail2ban filter (contrib/fail2ban) matches event and detail side by side.
+          offender: ip,
         }),
       onTimeout: () => s.server.events.emit('security', { ...s.actor, event: 'data-connect-timeout', detail: 'passive' }),
     });

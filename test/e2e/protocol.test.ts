@@ -210,6 +210,7 @@ describe('data connection security', () => {
     const refused = t.eventsNamed('security').find((e) => e.event === 'data-connection-refused');
     assert.ok(refused, 'security event');
     assert.match(refused.detail ?? '', /127\.0\.0\.2/);
+    assert.equal(refused.offender, '127.0.0.2', 'the guard scores the foreign address, not the client');
     // The rightful client still gets its file through the same listener.
     const data = connect({ port, host: '127.0.0.1' });
     const body: Buffer[] = [];
