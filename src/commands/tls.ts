@@ -4,6 +4,11 @@ import type { TlsLayer } from '../tls/layer.js';
 import { isAnonymousLogin } from './auth.js';
 import type { CommandSpec } from './types.js';
 
+/** RFC 4217: PBSZ and PROT only mean something on a protected control connection. */
+function needsTls(verb: string): Reply {
+  return reply(503, `${verb} needs a TLS connection: send AUTH TLS first.`);
+}
+
 const TLS_REQUIRED_TEXT = 'TLS required: use AUTH TLS (or the implicit FTPS port) before logging in; your password was not read.';
 
 /**
@@ -42,7 +47,7 @@ export function tlsCommands(layer: TlsLayer): CommandSpec[] {
       preLogin: true,
       arg: 'required',
       handler(session, arg) {
-        if (!session.secure) return reply(503, 'PBSZ needs a TLS connection: send AUTH TLS first.');
+        if (!session.secure) return needsTls('PBSZ');
         if (!/^\d{1,10}$/.test(arg.trim())) return reply(501, 'PBSZ takes a number.');
         session.pbszSeen = true;
         return reply(200, 'PBSZ=0');
@@ -56,16 +61,14 @@ export function tlsCommands(layer: TlsLayer): CommandSpec[] {
       preLogin: true,
       arg: 'required',
       handler(session, arg) {
-        if (!session.secure) return reply(503, 'PROT needs a TLS connection: send AUTH TLS first.');
+        if (!session.secure) return needsTls('PROT');
         if (!session.pbszSeen) return reply(503, 'Send PBSZ 0 before PROT.');
         const level = arg.trim().toUpperCase();
         switch (level) {
           case 'P':
-            session.protection = 'P';
-            return reply(200, 'Protection level set to P (private).');
           case 'C':
-            session.protection = 'C';
-            return reply(200, 'Protection level set to C (clear).');
+            session.protection = level;
+            return reply(200, `Protection level set to ${level} (${level === 'P' ? 'private' : 'clear'}).`);
           case 'S':
           case 'E':
             return reply(504, `PROT ${level} is not supported; use P.`);

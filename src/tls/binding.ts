@@ -51,10 +51,6 @@ export class ScopeRegistry {
     private readonly maxCachedSessions = 10_000,
   ) {}
 
-  get size(): { scopes: number; live: number; cached: number } {
-    return { scopes: this.byName.size, live: this.bySession.size, cached: this.sessions.size };
-  }
-
   create(ip: string): Scope {
     const ticketKeys = randomBytes(48);
     const scope: Scope = {

@@ -1,4 +1,4 @@
-import { constants } from 'node:crypto';
+import { constants, randomBytes } from 'node:crypto';
 import { unwatchFile, watchFile } from 'node:fs';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -95,7 +95,7 @@ export class TlsLayer {
     }
     const material = await loadCertMaterial(certFile, keyFile);
     const layer = new TlsLayer(config, certFile, keyFile, material, options.log, generated, !config.tls.cert);
-    layer.buildContext(randomKeys(), material); // fails early on a key that does not match
+    layer.buildContext(randomBytes(48), material); // fails early on a key that does not match
     return layer;
   }
 
@@ -184,7 +184,7 @@ export class TlsLayer {
     try {
       const next = await loadCertMaterial(this.certFile, this.keyFile);
       if (next.fingerprint === this.material.fingerprint && next.key.equals(this.material.key)) return false;
-      this.buildContext(randomKeys(), next);
+      this.buildContext(randomBytes(48), next);
       this.material = next;
       this.log('info', 'TLS certificate reloaded', { event: 'tls-cert-reloaded', reason, fingerprint: next.fingerprint, subject: next.subject });
       return true;
@@ -352,10 +352,6 @@ export class TlsLayer {
       logReason: `data-tls-session-refused: ${detail}`,
     });
   }
-}
-
-function randomKeys(): Buffer {
-  return Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(48)));
 }
 
 /** Exposed for `moat cert` and the CLI. */
