@@ -7,9 +7,10 @@ class PrematureClose extends Error {
 
 /**
  * Moves every byte of `source` into `sink`, honouring the sink's backpressure,
- * and settles once the source has ended and the sink has taken its last chunk.
- * Ending or closing the sink is the caller's job (the transfer closes the data
- * socket, an upload commits). A source that implements DirectSource sends itself.
+ * and settles once the source has ended and its last chunk was handed to the
+ * sink, which may still be flushing it: ending the sink and waiting for that is
+ * the caller's job (the transfer's closeData, an upload's commit). A source
+ * that implements DirectSource sends itself.
  *
  * Why not `stream.pipeline`: it builds an AbortController, end-of-stream
  * watchers and an AbortError (with a stack) per call, which is most of the
