@@ -7,6 +7,7 @@ import { Writable } from 'node:stream';
 import { getEventListeners } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import { BufferSource, FileSource } from '../../src/storage/file-source.js';
+import { openFdsUnder } from '../helpers/fds.js';
 
 /** A sink that keeps copies of what it is given (the source reuses its buffers) and can be slowed down. */
 class Collector extends Writable {
@@ -29,9 +30,6 @@ class Collector extends Writable {
   }
 }
 
-async function openFds(): Promise<number> {
-  return (await fs.readdir('/proc/self/fd')).length;
-}
 
 let tmp: string;
 let file: string;
@@ -51,7 +49,7 @@ after(async () => {
 
 describe('FileSource', () => {
   it('sends a range exactly through its direct path, reusing buffers without corrupting what was sent', async () => {
-    const before = await openFds();
+    const before = await openFdsUnder(tmp);
     const start = 4097;
     const sink = new Collector();
     const source = new FileSource(await fs.open(file), start, content.length);
@@ -63,7 +61,7 @@ describe('FileSource', () => {
     assert.equal(counted, content.length - start);
     assert.ok(sink.chunks.length >= 3, 'several chunks');
     await new Promise((r) => setImmediate(r));
-    assert.equal(await openFds(), before, 'the handle is closed');
+    assert.equal(await openFdsUnder(tmp), before, 'the handle is closed');
   });
 
   it('streams the same bytes through its Readable side', async () => {
@@ -82,7 +80,7 @@ describe('FileSource', () => {
   });
 
   it('rejects at once when aborted while the sink is stuck, and closes the handle', async () => {
-    const before = await openFds();
+    const before = await openFdsUnder(tmp);
     const sink = new Collector(60_000);
     const controller = new AbortController();
     const source = new FileSource(await fs.open(file), 0, content.length);
@@ -90,7 +88,7 @@ describe('FileSource', () => {
     await assert.rejects(sending, /stop/);
     sink.destroy();
     await new Promise((r) => setTimeout(r, 20));
-    assert.equal(await openFds(), before, 'the handle is closed');
+    assert.equal(await openFdsUnder(tmp), before, 'the handle is closed');
   });
 
   it('rejects when the sink fails', async () => {

@@ -10,6 +10,7 @@ import { LocalStorage } from '../../src/storage/local.js';
 import { type StorageErrorKind, type Upload } from '../../src/storage/types.js';
 import { ROOT } from '../../src/storage/vpath.js';
 import { rejectsWith as expectKind, v } from './helpers.js';
+import { openFdsUnder } from '../helpers/fds.js';
 
 
 let tmp: string;
@@ -29,9 +30,6 @@ function writeFlushed(upload: Upload, data: string | Buffer): Promise<void> {
   return new Promise((resolve, reject) => upload.stream.write(data, (e) => (e ? reject(e) : resolve())));
 }
 
-async function openFds(): Promise<number> {
-  return (await fs.readdir('/proc/self/fd')).length;
-}
 
 before(async () => {
   tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'moat-upload-'));
@@ -176,7 +174,7 @@ describe('APPE', () => {
 describe('file descriptors', () => {
   it('none are left open on any path', async () => {
     await fs.writeFile(path.join(home, 'fd.txt'), 'fd test content');
-    const before = await openFds();
+    const before = await openFdsUnder(tmp);
     for (let i = 0; i < 20; i++) {
       const fresh = await storage.write(v(`fd-${i}.txt`));
       fresh.stream.end('x');
@@ -200,7 +198,7 @@ describe('file descriptors', () => {
       await unreadClosed;
       await rejectsWith(storage.read(v('dir')), 'is-a-directory');
     }
-    assert.equal(await openFds(), before);
+    assert.equal(await openFdsUnder(tmp), before);
     assert.deepEqual(await tempFiles(), []);
   });
 });
