@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FromNetworkAscii, ToNetworkAscii } from '../data/ascii.js';
 import { copy } from '../data/copy.js';
+import { receive } from '../data/receive.js';
 import { reply, type Reply } from '../session/reply.js';
 import type { Session } from '../session/session.js';
 import { runTransfer } from '../session/transfer.js';
@@ -81,7 +82,7 @@ async function store(session: Session, path: VirtualPath, options: StoreOptions)
       };
       if (session.transferType === 'A') await pipeline(counted(data, received), new FromNetworkAscii(), upload.stream, { signal });
       else {
-        await copy(data, upload.stream, signal, received);
+        await receive(data, upload.stream, signal, received);
         upload.stream.end();
       }
       await upload.commit();

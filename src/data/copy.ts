@@ -1,7 +1,7 @@
 import type { Readable, Writable } from 'node:stream';
 import type { DirectSource } from '../storage/types.js';
 
-class PrematureClose extends Error {
+export class PrematureClose extends Error {
   readonly code = 'ERR_STREAM_PREMATURE_CLOSE';
 }
 

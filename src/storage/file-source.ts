@@ -1,5 +1,6 @@
 import type { FileHandle } from 'node:fs/promises';
 import { Readable, type Writable } from 'node:stream';
+import { transferBuffers } from './buffer-budget.js';
 import { toStorageError } from './errors.js';
 import type { DirectSource } from './types.js';
 
@@ -11,18 +12,6 @@ const STREAM_CHUNK = 1024 * 1024;
  * (docs/performance.md): fewer, larger socket writes and thread-pool reads.
  */
 const MAX_CHUNK = 4 * 1024 * 1024;
-/** Always granted, budget or not, so every download keeps moving. */
-const MIN_CHUNK = 256 * 1024;
-/** What all downloads together may hold in direct-path buffers; once it is spent, each new one gets MIN_CHUNK. */
-const BUFFER_BUDGET = 64 * 1024 * 1024;
-let budgetInUse = 0;
-
-/** Size of each of a download's two buffers: large while the budget lasts. */
-function grantChunk(remaining: number): number {
-  const wanted = Math.min(MAX_CHUNK, remaining);
-  if (wanted <= MIN_CHUNK) return wanted;
-  return Math.max(MIN_CHUNK, Math.min(wanted, Math.floor((BUFFER_BUDGET - budgetInUse) / 2)));
-}
 
 /**
  * The bytes [start, end) of an open file. As a Readable it allocates a buffer
@@ -66,11 +55,10 @@ export class FileSource extends Readable implements DirectSource {
   }
 
   async sendTo(sink: Writable, signal: AbortSignal, progress: (bytes: number) => void): Promise<void> {
-    const size = grantChunk(this.end - this.#position);
+    const size = transferBuffers.take(Math.min(MAX_CHUNK, this.end - this.#position), 2);
     // The second buffer only exists once a second chunk does: a small file costs one buffer.
     const buffers: Buffer[] = size > 0 ? [Buffer.allocUnsafeSlow(size)] : [];
     const other = (i: number): Buffer => (buffers[i % 2] ??= Buffer.allocUnsafeSlow(size));
-    budgetInUse += 2 * size;
     const { aborted, release } = abortion(signal);
     try {
       let next = settled(buffers.length ? this.#readInto(buffers[0]!) : Promise.resolve(0));
@@ -85,7 +73,7 @@ export class FileSource extends Readable implements DirectSource {
       }
     } finally {
       release();
-      budgetInUse -= 2 * size;
+      transferBuffers.release(2 * size);
       this.destroy();
     }
   }

@@ -6,6 +6,7 @@ import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import {
   StorageError,
+  type ChunkReleasingSink,
   type Download,
   type FileInfo,
   type FileKind,
@@ -500,7 +501,10 @@ interface UploadHooks {
  * Writes with explicit positions (pwrite), so offsets past 4 GiB are exact and
  * nothing depends on the file's seek pointer. A null position means append.
  */
-class FileSink extends Writable {
+class FileSink extends Writable implements ChunkReleasingSink {
+  /** A write calls back once pwrite has copied the chunk into the file. */
+  readonly releasesChunks = true;
+
   constructor(
     private readonly fh: FileHandle,
     public position: number | null,

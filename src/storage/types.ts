@@ -89,6 +89,17 @@ export interface Upload {
 }
 
 /**
+ * Optional capability of an upload's stream: a write's callback means the
+ * chunk's memory is no longer needed (it was written out, not kept by
+ * reference), so the receiver may refill the same buffer at once. Only then
+ * does a plain upload read the socket into reused buffers; other sinks get
+ * fresh chunks.
+ */
+export interface ChunkReleasingSink {
+  readonly releasesChunks: true;
+}
+
+/**
  * Where one user's bytes live. Every method takes virtual paths relative to the
  * user's home ('/' is the home). Implementations must keep every operation inside
  * the home (the jail) and reject with StorageError.
