@@ -22,7 +22,8 @@ export const moat: Driver = {
     const help = cli(['serve', '--help']);
     const hasTls = /--tls-cert/.test(help.stdout + help.stderr);
     const args = [
-      '--import', 'tsx', MAIN, 'serve',
+      // The V8 flag that bin/moat.js and `npm start` give the server.
+      '--max-semi-space-size=2', '--import', 'tsx', MAIN, 'serve',
       '--listen', `${HOST}:${ctx.port}`,
       '--root', ctx.ds.root,
       '--users', users,
