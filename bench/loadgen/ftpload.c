@@ -98,7 +98,9 @@ static double cpu_of(int who) {
 
 /* ---- error histogram -------------------------------------------------------------------- */
 #define NERR 32
-static struct { char key[24]; long n; } errs[NERR];
+static struct { char key[48]; long n; } errs[NERR];
+/* Why this thread's last tcp_connect failed, for the error kind. */
+static __thread int connect_errno;
 static pthread_mutex_t err_mu = PTHREAD_MUTEX_INITIALIZER;
 static long err_total;
 
@@ -112,10 +114,10 @@ static void err_add(const char *key) {
   pthread_mutex_unlock(&err_mu);
 }
 static void err_code(const char *what, int code) {
-  char k[24];
+  char k[48];
   if (code == -1) snprintf(k, sizeof k, "%s:eof", what);
   else if (code == -2) snprintf(k, sizeof k, "%s:garbled", what);
-  else if (code == -3) snprintf(k, sizeof k, "%s:connect", what);
+  else if (code == -3) snprintf(k, sizeof k, "%s:connect:%s", what, strerrorname_np(connect_errno) ?: "?");
   else if (code == -4) snprintf(k, sizeof k, "%s:tls", what);
   else snprintf(k, sizeof k, "%s:%d", what, code);
   err_add(k);
@@ -130,7 +132,7 @@ static void print_errs(void) {
 /* ---- sockets and TLS -------------------------------------------------------------------- */
 static int tcp_connect(const char *host, int port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
+  if (fd < 0) { connect_errno = errno; return -1; }
   int one = 1;
   struct timeval tv = {opt.timeout, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -142,12 +144,13 @@ static int tcp_connect(const char *host, int port) {
     struct sockaddr_in sa = {.sin_family = AF_INET};
     setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
     inet_pton(AF_INET, opt.src, &sa.sin_addr);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) { close(fd); return -1; }
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) { connect_errno = errno; close(fd); return -1; }
   }
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
   if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) { close(fd); return -1; }
   while (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
     if (errno == EINTR) continue;
+    connect_errno = errno;
     close(fd);
     return -1;
   }

@@ -140,7 +140,7 @@ export const authCommands: CommandSpec[] = [
       }
       if (session.user) session.server.events.emit('logout', session.actor);
       session.send(reply(221, 'Goodbye.'));
-      session.close('quit', 'peer-first');
+      session.close('quit');
     },
   },
 ];

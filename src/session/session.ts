@@ -41,8 +41,6 @@ const DEFAULT_MLST_FACTS: ReadonlySet<string> = new Set(['type', 'size', 'modify
 
 const HTTP_REQUEST = /^(GET|HEAD|POST|PUT|DELETE|OPTIONS|CONNECT|PATCH|TRACE) \S+ HTTP\/\d/;
 
-/** How long a QUIT waits for the client to close first (see close()). */
-const PEER_CLOSE_GRACE_MS = 200;
 
 /** Lines waiting their turn; past this the socket is paused (backpressure). */
 const MAX_QUEUED_LINES = 64;
@@ -336,14 +334,13 @@ export class Session implements LineSink {
 
   /**
    * End the session: abort the transfer, drop data setups, close the socket.
-   * `how`: 'end' flushes the replies and closes; 'destroy'
-   * drops the socket at once; 'peer-first' (QUIT) flushes and gives the client
-   * PEER_CLOSE_GRACE_MS to close its side first, as clients do right after the
-   * 221: the side that closes first keeps the TIME_WAIT entry, and one left on
-   * the server for every short session can collide with the client's next
-   * connection from the same port.
+   * `how`: 'end' flushes the replies and closes (QUIT too, as RFC 959 has the
+   * server close: the TIME_WAIT entry then stays on the server, where it costs
+   * nothing, instead of holding one of the client's ports for a minute, which
+   * exhausts a busy client's ports: measured in docs/performance.md);
+   * 'destroy' drops the socket at once.
    */
-  close(reason: string, how: 'end' | 'destroy' | 'peer-first' = 'end'): void {
+  close(reason: string, how: 'end' | 'destroy' = 'end'): void {
     if (this.closed) return;
     this.state = 'closing';
     this.transfer?.controller.abort();
@@ -353,13 +350,10 @@ export class Session implements LineSink {
     if (how === 'destroy') s.destroy();
     else if (!s.destroyed) {
       if (how === 'end') s.end();
-      const timers = [
-        ...(how === 'peer-first' ? [setTimeout(() => s.end(), PEER_CLOSE_GRACE_MS).unref()] : []),
-        // A client that never reads its replies must not hold the socket open.
-        setTimeout(() => s.destroy(), 2000).unref(),
-      ];
-      // Cleared as soon as the socket is gone: they hold it, and through it this session.
-      s.once('close', () => timers.forEach(clearTimeout));
+      // A client that never reads its replies must not hold the socket open.
+      const timer = setTimeout(() => s.destroy(), 2000).unref();
+      // Cleared as soon as the socket is gone: it holds the socket, and through it this session.
+      s.once('close', () => clearTimeout(timer));
     }
     this.server.events.emit('session-close', {
       ...this.actor,

@@ -180,13 +180,13 @@ describe('control connection protocol', () => {
     assert.equal(t.eventsNamed('security').filter((e) => e.event === 'http-request').length, 1);
   });
 
-  test('QUIT says goodbye and closes, within a moment when the client does not close first', async () => {
+  test('QUIT says goodbye and the server closes at once, without waiting for the client', async () => {
     const c = await greeted();
     assert.match(await c.cmd('QUIT'), /^221 /);
     const started = Date.now();
     assert.ok(await c.waitClosed());
-    // The server leaves the client 200 ms to close first (no TIME_WAIT on the server), then closes itself.
-    assert.ok(Date.now() - started < 1500, `closed after ${Date.now() - started} ms`);
+    // Well under the 2 s a client that never reads gets: the server closes first, as RFC 959 has it.
+    assert.ok(Date.now() - started < 500, `closed after ${Date.now() - started} ms`);
   });
 });
 
