@@ -249,7 +249,9 @@ async function idle(env: Env, srv: Running): Promise<Result[]> {
     const before = treeMem(srv.pid);
     const cpu0 = treeCpu(srv.pid);
     const threads = String(Math.min(16, Math.max(1, conns / 100)));
-    const args = ['idle', '-H', HOST, '-p', String(srv.port), '-u', srv.user, '-w', srv.password, '-b', env.opts.clientIp, '-n', String(conns), '-j', threads, '-t', '60'];
+    // One source address has ~7,200 ephemeral ports towards one server here (ftpload.c): more connections use more addresses.
+    const sources = String(Math.ceil(conns / 5000));
+    const args = ['idle', '-H', HOST, '-p', String(srv.port), '-u', srv.user, '-w', srv.password, '-b', env.opts.clientIp, '-s', sources, '-n', String(conns), '-j', threads, '-t', '60'];
     const child = track(spawn(env.lg.bin, args, { stdio: ['pipe', 'pipe', 'pipe'] }));
     const lines = createInterface({ input: child.stdout! });
     const it = lines[Symbol.asyncIterator]();

@@ -12,7 +12,10 @@
  *   ftpload exec  -- cmd args...                                         run a command, report its CPU
  *
  * Common: -b srcip (bind client sockets to this loopback address), -t timeout seconds.
- * Client sockets take their ephemeral ports from 20000-39999 (IP_LOCAL_PORT_RANGE).
+ * Client sockets take their ephemeral ports from 20000-39999 (IP_LOCAL_PORT_RANGE), which the kernel
+ * clamps to the global ip_local_port_range: 32768-39999 by default, ~7,200 connections per source and
+ * destination. idle -s N spreads its connections over N source addresses (the -b one, default
+ * 127.0.0.1, and the N-1 after it), so 10,000 connections fit.
  * Every mode prints one JSON line on stdout (idle prints a "ready" line first and then waits for a
  * line on stdin before sending NOOP on every connection). client_cpu_s is getrusage of this process
  * (all threads), or of the children for exec.
@@ -75,7 +78,7 @@ typedef struct {
 
 static struct {
   const char *host, *user, *pass, *src, *path, *local;
-  int port, tls, epsv, clients, conns, threads, reps, timeout;
+  int port, tls, epsv, clients, conns, threads, reps, timeout, sources;
   double duration;
   long long expect;
 } opt = {"127.0.0.1", "bench", "bench", NULL, NULL, NULL, 21, 0, 0, 10, 100, 8, 5, 30, 5.0, -1};
@@ -101,6 +104,8 @@ static double cpu_of(int who) {
 static struct { char key[48]; long n; } errs[NERR];
 /* Why this thread's last tcp_connect failed, for the error kind. */
 static __thread int connect_errno;
+/* The source address of this thread's next connection when not opt.src (idle -s). */
+static __thread const char *connect_src;
 static pthread_mutex_t err_mu = PTHREAD_MUTEX_INITIALIZER;
 static long err_total;
 
@@ -140,10 +145,11 @@ static int tcp_connect(const char *host, int port) {
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   uint32_t range = ((uint32_t)PORT_HI << 16) | PORT_LO;
   setsockopt(fd, IPPROTO_IP, IP_LOCAL_PORT_RANGE, &range, sizeof range);
-  if (opt.src) {
+  const char *src = connect_src ? connect_src : opt.src;
+  if (src) {
     struct sockaddr_in sa = {.sin_family = AF_INET};
     setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-    inet_pton(AF_INET, opt.src, &sa.sin_addr);
+    inet_pton(AF_INET, src, &sa.sin_addr);
     if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) { connect_errno = errno; close(fd); return -1; }
   }
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
@@ -581,6 +587,7 @@ static int mode_login(void) {
 
 /* ---- idle connections ------------------------------------------------------------------- */
 static conn_t *idle;
+static char (*idle_srcs)[INET_ADDRSTRLEN];
 static int idle_phase;
 static long idle_ok, idle_fail, noop_ok, noop_fail;
 
@@ -589,6 +596,7 @@ static void *idle_worker(void *arg) {
   for (int i = (int)k; i < opt.conns; i += opt.threads) {
     conn_t *c = &idle[i];
     if (idle_phase == 0) {
+      if (idle_srcs) connect_src = idle_srcs[i % opt.sources];
       int code = login(c, 0);
       if (code) { c->fd = -1; err_code("login", code); bad++; } else ok++;
     } else if (c->fd >= 0) {
@@ -612,6 +620,15 @@ static int mode_idle(void) {
   if (opt.threads > 256) opt.threads = 256;
   if (opt.threads < 1) opt.threads = 1;
   idle = calloc((size_t)opt.conns, sizeof *idle);
+  if (opt.sources > 1) {
+    struct in_addr base;
+    if (inet_pton(AF_INET, opt.src ? opt.src : "127.0.0.1", &base) != 1) return fail_json("idle", "-b", NULL, -2);
+    idle_srcs = calloc((size_t)opt.sources, sizeof *idle_srcs);
+    for (int i = 0; i < opt.sources; i++) {
+      struct in_addr a = {.s_addr = htonl(ntohl(base.s_addr) + (uint32_t)i)};
+      inet_ntop(AF_INET, &a, idle_srcs[i], sizeof idle_srcs[i]);
+    }
+  }
   double t0 = now();
   idle_round();
   printf("{\"phase\":\"ready\",\"ok\":%ld,\"failed\":%ld,\"secs\":%.3f}\n", idle_ok, idle_fail, now() - t0);
@@ -690,13 +707,14 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   optind = 2;
   int ch;
-  while ((ch = getopt(argc, argv, "H:p:u:w:b:f:l:c:d:n:j:r:t:z:ET")) != -1) {
+  while ((ch = getopt(argc, argv, "H:p:u:w:b:f:l:c:d:n:j:r:s:t:z:ET")) != -1) {
     switch (ch) {
       case 'H': opt.host = optarg; break;
       case 'p': opt.port = atoi(optarg); break;
       case 'u': opt.user = optarg; break;
       case 'w': opt.pass = optarg; break;
       case 'b': opt.src = optarg; break;
+      case 's': opt.sources = atoi(optarg); break;
       case 'f': opt.path = optarg; break;
       case 'l': opt.local = optarg; break;
       case 'c': opt.clients = atoi(optarg); break;
