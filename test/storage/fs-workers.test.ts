@@ -39,6 +39,20 @@ describe('fsWorkers', () => {
     assert.deepEqual(await fsWorkers.lstat(dir, []), []);
   });
 
+  it('gives the same figures as lstat for a FIFO and for a time before 1970 with a fraction of a millisecond', async () => {
+    const extra = path.join(dir, 'sub');
+    await promisify(execFile)('mkfifo', [path.join(extra, 'pipe')]);
+    const old = path.join(extra, 'old.txt');
+    await fs.writeFile(old, 'x');
+    await fs.utimes(old, 0, -1.5005);
+    const [pipe, oldInfo] = await fsWorkers.lstat(extra, ['pipe', 'old.txt']);
+    assert.equal(pipe?.kind, 'other');
+    const lst = await fs.lstat(old, { bigint: true });
+    assert.equal(oldInfo?.mtimeMs, Number(lst.mtimeMs));
+    assert.equal(oldInfo?.mode, Number(lst.mode));
+    assert.equal(oldInfo?.ino, lst.ino);
+  });
+
   it('reads the names of a folder up to a limit, without hidden ones', async () => {
     await fs.writeFile(path.join(dir, '.moat-upload-1234.part'), '');
     const hidden = { prefix: '.moat-upload-', suffix: '.part' };
