@@ -59,11 +59,16 @@ function parse(text: string): Map<string, BanRecord> {
 /**
  * The ban table in `<state_dir>/bans.json`: read at start, written atomically
  * (temporary file + rename, so a reader never sees half a file), and re-read
- * when another process (`moat ban`) changed it.
+ * when another process (`moat ban`) changed it. The server and `moat ban` both
+ * write it: each keeps its own changes since its last write as a list of
+ * edits and replays them onto a fresh read of the file when it changed, so
+ * neither overwrites the other's bans.
  */
 export class BanStore {
   private records: Map<string, BanRecord>;
   private stamp: Stamp;
+  /** Changes made here and not yet written, oldest first. */
+  private edits: Array<(records: Map<string, BanRecord>) => void> = [];
 
   private constructor(
     readonly file: string,
@@ -110,19 +115,26 @@ export class BanStore {
       reason: reason.slice(0, 200),
     };
     this.records.set(key, record);
+    this.edits.push((records) => records.set(key, record));
     return record;
   }
 
   remove(ip: string): boolean {
     const key = canonicalIp(ip);
-    return key ? this.records.delete(key) : false;
+    if (!key) return false;
+    this.edits.push((records) => records.delete(key));
+    return this.records.delete(key);
   }
 
   /** Drop expired records older than `keepMs` (after that a new ban starts again at offence 1). */
   prune(keepMs: number, now = Date.now()): boolean {
     let changed = false;
     for (const [ip, r] of this.records) {
-      if (Date.parse(r.until) + keepMs < now) changed = this.records.delete(ip) || changed;
+      if (Date.parse(r.until) + keepMs < now) {
+        this.records.delete(ip);
+        this.edits.push((records) => records.delete(ip));
+        changed = true;
+      }
     }
     return changed;
   }
@@ -131,6 +143,10 @@ export class BanStore {
   async save(): Promise<void> {
     const dir = dirname(this.file);
     await mkdir(dir, { recursive: true });
+    // An unreadable file is replaced by the table in memory (the server's
+    // one-second check reports it); a readable one keeps the other writer's bans.
+    await this.reloadIfChanged().catch(() => undefined);
+    const written = this.edits.length;
     const body: BanFile = { version: 1, bans: this.list(0, true) };
     const temp = join(dir, `.bans.json.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
     const handle = await open(temp, 'wx', 0o644);
@@ -151,19 +167,22 @@ export class BanStore {
       throw error;
     }
     this.stamp = await stampOf(this.file);
+    this.edits.splice(0, written);
   }
 
   /**
-   * Re-read the file if it changed on disk since we last read or wrote it.
-   * Resolves to the previous records when it did, else null. A version that
-   * fails to parse is reported once, not on every check: its stamp is taken
-   * first, and the bans in memory stay as they were.
+   * Re-read the file if it changed on disk since we last read or wrote it,
+   * with this store's unwritten edits replayed on top. Resolves to the
+   * previous records when it did, else null. A version that fails to parse is
+   * reported once, not on every check: its stamp is taken first, and the bans
+   * in memory stay as they were.
    */
   async reloadIfChanged(): Promise<Map<string, BanRecord> | null> {
     const now = await stampOf(this.file);
     if (sameStamp(now, this.stamp)) return null;
     this.stamp = now;
     const next = now ? parse(await readFile(this.file, 'utf8')) : new Map<string, BanRecord>();
+    for (const edit of this.edits) edit(next);
     const previous = this.records;
     this.records = next;
     return previous;

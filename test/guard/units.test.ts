@@ -85,6 +85,37 @@ describe('guard building blocks', () => {
     }
   });
 
+  test('BanStore: two writers (the server and moat ban) never overwrite each other’s edits', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'moat-bans-'));
+    try {
+      const file = join(dir, 'bans.json');
+      const server = await BanStore.open(file);
+      server.ban('10.0.0.1', 60, 'seed');
+      await server.save();
+      const cli = await BanStore.open(file);
+      // The server bans and drops an address in memory; meanwhile the CLI writes its own edit.
+      server.ban('10.0.0.2', 60, 'auto');
+      server.remove('10.0.0.1');
+      cli.ban('10.0.0.3', 60, 'by hand');
+      await cli.save();
+      // The server's one-second check keeps its unwritten edits on top of the CLI's file.
+      assert.ok(await server.reloadIfChanged());
+      assert.deepEqual(server.list(0, true).map((r) => r.ip), ['10.0.0.2', '10.0.0.3']);
+      await server.save();
+      const cliAgain = await BanStore.open(file);
+      assert.deepEqual(cliAgain.list(0, true).map((r) => r.ip), ['10.0.0.2', '10.0.0.3']);
+      // And the other way round: a CLI holding an old read replays only its own edit.
+      cliAgain.remove('10.0.0.3');
+      server.ban('10.0.0.4', 60, 'auto');
+      await server.save();
+      await cliAgain.save();
+      const final = JSON.parse(await readFile(file, 'utf8')) as { bans: Array<{ ip: string }> };
+      assert.deepEqual(final.bans.map((r) => r.ip), ['10.0.0.2', '10.0.0.4']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('root rule: drop with run_as, stay on loopback or allow_root, refuse otherwise', () => {
     const cfg = (extra: Record<string, unknown>) => validateConfig({ root: '/tmp/x', ...extra });
     assert.deepEqual(rootDecision(cfg({}), 1000), { action: 'none' });
