@@ -61,6 +61,7 @@ export class TlsLayer {
   private material: CertMaterial;
   private events: MoatEvents | undefined;
   private watching = false;
+  private settle: NodeJS.Timeout | undefined;
   private readonly log: TlsLog;
 
   private constructor(
@@ -195,16 +196,25 @@ export class TlsLayer {
     }
   }
 
-  /** Reload when the certificate or key file changes (polling, so replaced files are seen too). */
+  /**
+   * Reload when the certificate or key file changes (polling, so replaced
+   * files are seen too), once both have been quiet for 2.5 polls: a renewal
+   * that replaces the key and the certificate one after the other, seen in
+   * two polls, is one reload of the new pair, not a failed one first.
+   */
   watch(intervalMs = 2000): void {
     if (this.watching) return;
     this.watching = true;
-    const onChange = () => void this.reload('file changed');
+    const onChange = (): void => {
+      clearTimeout(this.settle);
+      this.settle = setTimeout(() => void this.reload('file changed'), intervalMs * 2.5).unref();
+    };
     watchFile(this.certFile, { interval: intervalMs, persistent: false }, onChange);
     watchFile(this.keyFile, { interval: intervalMs, persistent: false }, onChange);
   }
 
   close(): void {
+    clearTimeout(this.settle);
     if (!this.watching) return;
     this.watching = false;
     unwatchFile(this.certFile);

@@ -7,6 +7,8 @@ import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import { Client } from 'basic-ftp';
+import { validateConfig } from '../../src/config/load.js';
+import { TlsLayer } from '../../src/tls/layer.js';
 import { RawClient } from '../helpers/clients.js';
 import { PASSWORD } from '../helpers/server.js';
 import { makeCert, protectedClient, startTlsServer, tlsData, TlsLineClient, type TlsTestServer } from './helpers.js';
@@ -155,6 +157,30 @@ describe('certificate reload', () => {
       await t.close();
     }
   });
+});
+
+test('a renewal that swaps the key, then the certificate, a poll later, is one good reload and no failed one', async () => {
+  const { certFile, keyFile, dir } = makeCert();
+  const logs: Array<Record<string, unknown> | undefined> = [];
+  const config = validateConfig({ root: '/nonexistent', state_dir: join(dir, 'state'), tls: { cert: certFile, key: keyFile } });
+  const layer = (await TlsLayer.create(config, { log: (_level, _message, fields) => logs.push(fields) }))!;
+  try {
+    layer.watch(200);
+    const next = makeCert(undefined, 'renewed.example');
+    const want = new X509Certificate(readFileSync(next.certFile)).fingerprint256;
+    renameSync(next.keyFile, keyFile);
+    // Long enough for a poll to see the new key with the old certificate.
+    await new Promise((r) => setTimeout(r, 300));
+    renameSync(next.certFile, certFile);
+    rmSync(next.dir, { recursive: true, force: true });
+    const deadline = Date.now() + 5000;
+    while (layer.fingerprint !== want && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(layer.fingerprint, want);
+    assert.deepEqual(logs.map((f) => f?.event), ['tls-cert-reloaded']);
+  } finally {
+    layer.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('openssl is available for the certificate tests', () => {
