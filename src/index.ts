@@ -39,3 +39,4 @@ export { StorageError } from './storage/types.js';
 export { LocalStorage } from './storage/local.js';
 export { ConfigError, validateConfig, loadConfig } from './config/load.js';
 export type { MoatConfig } from './config/schema.js';
+export { weakerOptions, type WeakerOption } from './config/weaker.js';

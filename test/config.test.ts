@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import { ConfigError, loadConfig, validateConfig } from '../src/config/load.js';
 import { configSchema } from '../src/config/schema.js';
+import { weakerOptions } from '../src/config/weaker.js';
 
 /** Every leaf key of the schema, dotted, including optional keys without defaults. */
 function leafKeys(): string[] {
@@ -48,4 +49,38 @@ test('errors name the key and the reason; unknown keys are errors', () => {
   assert.match(attempt({ guard: { deny: ['10.0.0.0/33'] } })[0]!, /^guard\.deny\.0: /);
   assert.match(attempt({ passive: { enabled: false }, active: { enabled: false } })[0]!, /at least one/);
   assert.match(attempt({ tls: { cert: '/c', key: '/k', control: 'off', implicit_listen: ['127.0.0.1:990'] } })[0]!, /^tls\.implicit_listen: .*not "off"/);
+});
+
+test('weaker-than-default settings are each named for the start-up warning; the defaults name none', () => {
+  assert.deepEqual(weakerOptions(validateConfig({})), []);
+  assert.deepEqual(weakerOptions(validateConfig({ tls: { cert: '/c.pem', key: '/k.pem' } })), []);
+  const weak = validateConfig({
+    active: { allow_foreign_hosts: true, allow_low_ports: true },
+    anonymous: { enabled: true, allow_plaintext: true },
+    tls: { cert: '/c.pem', key: '/k.pem', control: 'optional', data_session: 'off' },
+    guard: { failed_login_delay_ms: 0 },
+    timeouts: { idle: 0, stalled_transfer: 0 },
+  });
+  assert.deepEqual(
+    weakerOptions(weak).map((w) => w.key),
+    [
+      'active.allow_foreign_hosts',
+      'active.allow_low_ports',
+      'anonymous.enabled',
+      'anonymous.allow_plaintext',
+      'tls.control',
+      'tls.data_session',
+      'guard.failed_login_delay_ms',
+      'timeouts.idle',
+      'timeouts.stalled_transfer',
+    ],
+  );
+  assert.deepEqual(weakerOptions(validateConfig({ tls: { cert: '/c.pem', key: '/k.pem', control: 'required', data: 'optional' } })).map((w) => w.key), ['tls.data']);
+});
+
+test('timeouts: 0 turns off idle and stalled-transfer timeouts, and is refused where a wait must end', () => {
+  assert.equal(validateConfig({ timeouts: { idle: 0, stalled_transfer: 0 } }).timeouts.idle, 0);
+  for (const key of ['login', 'data_connect', 'tls_handshake']) {
+    assert.throws(() => validateConfig({ timeouts: { [key]: 0 } }), (e: unknown) => e instanceof ConfigError && e.message.includes(`timeouts.${key}`));
+  }
 });

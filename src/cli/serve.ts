@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { FileUserStore } from '../auth/file-store.js';
 import { ConfigError, loadConfig } from '../config/load.js';
 import type { MoatConfig } from '../config/schema.js';
+import { weakerOptions } from '../config/weaker.js';
 import { bansFileOf } from '../guard/bans.js';
 import { dropPrivileges, prepareFor, rootDecision } from '../guard/privileges.js';
 import { attachLogger, createLogger } from '../observe/logger.js';
@@ -88,6 +89,9 @@ async function serve(config: MoatConfig, zeroConfig = false): Promise<void> {
   process.on('uncaughtException', (error) => log.error({ event: 'uncaught-exception', error: String(error?.stack ?? error) }, 'uncaught exception'));
   process.on('unhandledRejection', (error) => log.error({ event: 'unhandled-rejection', error: String((error as Error)?.stack ?? error) }, 'unhandled rejection'));
 
+  for (const { key, detail } of weakerOptions(config)) {
+    log.warn({ event: 'weaker-option', key, security: true }, `${key}: ${detail}`);
+  }
   const addresses = await server.listen();
   const implicit = tls ? await tls.attach(server) : [];
   // Listeners are bound: give up root now, synchronously, before the event loop runs any client's command.

@@ -93,11 +93,12 @@ export const configSchema = z.strictObject({
 
   timeouts: z
     .strictObject({
-      login: seconds(30),
+      // A login, a data connection and a handshake must end: no 0 there.
+      login: seconds(30).pipe(z.number().min(1)),
       idle: seconds(300),
-      data_connect: seconds(30),
+      data_connect: seconds(30).pipe(z.number().min(1)),
       stalled_transfer: seconds(60),
-      tls_handshake: seconds(15),
+      tls_handshake: seconds(15).pipe(z.number().min(1)),
     })
     .prefault({}),
 

@@ -311,7 +311,9 @@ export class Session implements LineSink {
   /** Restart the idle clock (commands, and progress of a transfer). */
   touch(): void {
     if (this.closed) return;
-    this.idleDeadline = Date.now() + this.server.config.timeouts.idle * 1000;
+    const idle = this.server.config.timeouts.idle;
+    // 0: never idle out (timeouts.idle documents it).
+    this.idleDeadline = idle > 0 ? Date.now() + idle * 1000 : Infinity;
   }
 
   /** Fire the login or idle timeout whose deadline has passed; the server calls this about once a second. */

@@ -228,6 +228,7 @@ describe('moat CLI: the scripted start from flags only', () => {
     assert.ok(login, `a login event: ${lines.join('\n')}`);
     assert.equal(login.ip, '127.0.0.1');
     assert.ok(records.some((r) => r.event === 'login-failed'), 'the failed login is logged');
+    assert.ok(!records.some((r) => r.event === 'weaker-option'), 'the scripted start weakens nothing');
     assert.ok(!s.stdout().includes(password), 'the password never reaches the log');
     assert.ok(!s.stdout().includes('not-the-password'), 'nor a wrong one');
 

@@ -182,3 +182,23 @@ describe('slow and over-long input', () => {
     assert.ok(t.eventsNamed('security').some((e) => e.event === 'line-too-long' && e.ip === '127.0.0.52'));
   });
 });
+
+describe('timeouts.idle = 0', () => {
+  let t: TestServer;
+  before(async () => {
+    t = await startServer({ config: { timeouts: { login: 2, idle: 0 } } });
+  });
+  after(() => t.close());
+
+  test('a logged-in session is never idled out (the login bound still holds)', async () => {
+    const quiet = await greeted(t);
+    await quiet.login();
+    const silent = await greeted(t, '127.0.0.53');
+    // Several sweeps of the one-second deadline check.
+    await new Promise((r) => setTimeout(r, 2600));
+    assert.match(await quiet.cmd('NOOP'), /^200 /);
+    assert.ok(await silent.waitClosed(3000), 'the never-logged-in one is closed at the login bound');
+    assert.ok(!t.eventsNamed('security').some((e) => e.event === 'idle-timeout'));
+    quiet.close();
+  });
+});
