@@ -97,32 +97,57 @@ export class FileSource extends Readable implements DirectSource {
 
 /**
  * A download already in memory (a small file that an fs worker read whole):
- * one chunk, one write.
+ * one chunk, one write. `release` hands the memory back (a slot of the fs
+ * workers' shared slab) once nothing can read it any more: after the write
+ * went out, when the sink closed (a write cut short is never sent), or when
+ * the source is dropped unread. The Readable side pushes a copy, which the
+ * consumer may keep.
  */
 export class BufferSource extends Readable implements DirectSource {
-  constructor(private data: Buffer | undefined) {
+  constructor(
+    private data: Buffer | undefined,
+    private release: (() => void) | undefined = undefined,
+  ) {
     super();
   }
 
   override _read(): void {
     const data = this.data;
     this.data = undefined;
-    if (data?.length) this.push(data);
+    if (data?.length) this.push(this.release ? Buffer.from(data) : data);
+    this.#free();
     this.push(null);
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (this.data) this.#free();
+    this.data = undefined;
+    callback(error);
   }
 
   async sendTo(sink: Writable, signal: AbortSignal, progress: (bytes: number) => void): Promise<void> {
     const data = this.data;
     this.data = undefined;
     const { aborted, release } = abortion(signal);
+    let sent = true;
     try {
       if (!data?.length) return;
+      sent = false;
       await Promise.race([settled(writeChunk(sink, data)), aborted]);
+      sent = true;
       progress(data.length);
     } finally {
       release();
+      if (sent || sink.destroyed) this.#free();
+      else sink.once('close', () => this.#free());
       this.destroy();
     }
+  }
+
+  #free(): void {
+    const release = this.release;
+    this.release = undefined;
+    release?.();
   }
 }
 

@@ -193,7 +193,7 @@ export class LocalStorage implements Storage {
     const small = await this.#readSmall(entry);
     if (small?.kind === 'dir') throw fail('is-a-directory');
     if (small?.kind === 'other') throw fail('permission');
-    if (small?.data) return { size: small.size, stream: new BufferSource(small.data.subarray(Math.min(start, small.size))) };
+    if (small?.data) return { size: small.size, stream: new BufferSource(small.data.subarray(Math.min(start, small.size)), small.release) };
     const fh = await this.#openForReading(vpath, entry);
     let size: number;
     try {

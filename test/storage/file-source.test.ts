@@ -117,12 +117,34 @@ describe('FileSource', () => {
     assert.equal(empty.chunks.length, 0);
   });
 
-  it('BufferSource: rejects at once when aborted while the sink is stuck', async () => {
+  it('BufferSource: rejects at once when aborted while the sink is stuck, and hands its memory back only once the sink is closed', async () => {
     const sink = new Collector(60_000);
     const controller = new AbortController();
-    const sending = new BufferSource(content.subarray(0, 1000)).sendTo(sink, controller.signal, () => undefined);
+    let released = 0;
+    const sending = new BufferSource(content.subarray(0, 1000), () => released++).sendTo(sink, controller.signal, () => undefined);
     controller.abort(new Error('stop'));
     await assert.rejects(sending, /stop/);
+    assert.equal(released, 0, 'the write is still queued on the sink');
     sink.destroy();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(released, 1);
+  });
+
+  it('BufferSource: hands its memory back once on every path (sent, streamed as a copy, dropped unread)', async () => {
+    let released = 0;
+    const release = (): number => released++;
+    const sink = new Collector();
+    await new BufferSource(content.subarray(0, 500), release).sendTo(sink, new AbortController().signal, () => undefined);
+    assert.equal(released, 1);
+    const shared = Buffer.from(content.subarray(0, 300));
+    const streamed: Buffer[] = [];
+    for await (const chunk of new BufferSource(shared, release)) streamed.push(chunk as Buffer);
+    assert.equal(released, 2);
+    shared.fill(0);
+    assert.ok(Buffer.concat(streamed).equals(content.subarray(0, 300)), 'the streamed chunk is a copy');
+    const dropped = new BufferSource(content.subarray(0, 10), release);
+    dropped.destroy();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(released, 3);
   });
 });

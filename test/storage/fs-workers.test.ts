@@ -67,10 +67,36 @@ describe('fsWorkers', () => {
 
   it('reads a small file whole, and only reports what it finds otherwise', async () => {
     const whole = await fsWorkers.readSmall(path.join(dir, 'a.txt'), 1024);
-    assert.deepEqual({ ...whole, data: whole.data?.toString() }, { kind: 'file', size: 3, data: 'abc' });
+    assert.deepEqual({ kind: whole.kind, size: whole.size, data: whole.data?.toString() }, { kind: 'file', size: 3, data: 'abc' });
+    whole.release?.();
     assert.deepEqual(await fsWorkers.readSmall(path.join(dir, 'a.txt'), 2), { kind: 'file', size: 3 });
     assert.equal((await fsWorkers.readSmall(path.join(dir, 'sub'), 1024)).kind, 'dir');
     assert.equal((await fsWorkers.readSmall(path.join(dir, 'sub'), 1024)).data, undefined);
+  });
+
+  it('reads into slots of a shared slab, reused once released; past the last free slot, into buffers of their own', async () => {
+    const files = await Promise.all(
+      Array.from({ length: 70 }, async (_, i) => {
+        const file = path.join(dir, 'sub', `small-${i}.bin`);
+        await fs.writeFile(file, Buffer.alloc(1000 + i, i));
+        return file;
+      }),
+    );
+    const reads = await Promise.all(files.map((file) => fsWorkers.readSmall(file, 256 * 1024)));
+    reads.forEach((r, i) => assert.ok(r.data?.equals(Buffer.alloc(1000 + i, i)), `file ${i} read back`));
+    const inSlab = reads.filter((r) => r.release);
+    assert.equal(inSlab.length, 64, 'every slot in use');
+    assert.ok(inSlab.every((r) => r.data!.buffer instanceof SharedArrayBuffer));
+    assert.ok(reads.filter((r) => !r.release).every((r) => !(r.data!.buffer instanceof SharedArrayBuffer)));
+    for (const r of inSlab) {
+      r.release!();
+      r.release!();
+    }
+    const again = await Promise.all(files.slice(0, 64).map((file) => fsWorkers.readSmall(file, 256 * 1024)));
+    assert.ok(again.every((r) => r.release), 'released slots are used again (and only once each)');
+    again.forEach((r, i) => assert.ok(r.data?.equals(Buffer.alloc(1000 + i, i))));
+    for (const r of again) r.release!();
+    await Promise.all(files.map((file) => fs.rm(file)));
   });
 
   it('never follows a link in last place and passes errno codes on', async () => {
