@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { readdir, readFile } from 'node:fs/promises';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { passivePort, RawClient } from '../helpers/clients.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+
+/**
+ * Uploads through the real server, where plain data connections are read
+ * into reused buffers (src/data/receive.ts): bytes exact, limits enforced,
+ * aborts clean, nothing half-written left behind.
+ */
+describe('uploads over plain data connections', () => {
+  let t: TestServer;
+  before(async () => {
+    t = await startServer({ config: { limits: { max_upload_size: 4 * 1024 * 1024 } } });
+  });
+  after(() => t.close());
+
+  async function loggedIn(): Promise<RawClient> {
+    const c = await RawClient.connect(t.port);
+    assert.match(await c.reply(), /^220 /);
+    await c.login();
+    assert.match(await c.cmd('TYPE I'), /^200 /);
+    return c;
+  }
+
+  async function dataConnection(c: RawClient): Promise<Socket> {
+    const port = passivePort(await c.cmd('EPSV'));
+    const data = connect({ port, host: '127.0.0.1' });
+    data.on('error', () => undefined);
+    await once(data, 'connect');
+    return data;
+  }
+
+  /** Writes `bytes` in uneven pieces, waiting for drain, then ends. */
+  async function send(data: Socket, bytes: Buffer): Promise<void> {
+    for (let at = 0; at < bytes.length; ) {
+      const n = Math.min(bytes.length - at, 777 + ((at * 31) % 300_000));
+      if (!data.write(bytes.subarray(at, at + n))) await once(data, 'drain');
+      at += n;
+    }
+    data.end();
+  }
+
+  const sha1 = (b: Buffer): string => createHash('sha1').update(b).digest('hex');
+
+  test('a 3 MiB upload in uneven pieces arrives byte for byte, and REST resumes it in place', async () => {
+    const c = await loggedIn();
+    const bytes = randomBytes(3 * 1024 * 1024 + 17);
+    let data = await dataConnection(c);
+    assert.match(await c.cmd('STOR exact.bin'), /^150 /);
+    await send(data, bytes.subarray(0, 1_000_000));
+    assert.match(await c.reply(), /^226 /);
+    assert.match(await c.cmd('REST 1000000'), /^350 /);
+    data = await dataConnection(c);
+    assert.match(await c.cmd('STOR exact.bin'), /^150 /);
+    await send(data, bytes.subarray(1_000_000));
+    assert.match(await c.reply(), /^226 /);
+    assert.equal(sha1(await readFile(join(t.root, 'exact.bin'))), sha1(bytes));
+    const events = t.eventsNamed('upload').filter((e) => e.path === '/exact.bin');
+    assert.deepEqual(events.map((e) => [e.result, e.bytes]), [['ok', 1_000_000], ['ok', bytes.length - 1_000_000]]);
+    c.close();
+  });
+
+  test('an upload over limits.max_upload_size is refused with 552 mid-stream and leaves no file', async () => {
+    const c = await loggedIn();
+    const data = await dataConnection(c);
+    assert.match(await c.cmd('STOR big.bin'), /^150 /);
+    void send(data, randomBytes(6 * 1024 * 1024)).catch(() => undefined);
+    assert.match(await c.reply(), /^552 /);
+    data.destroy();
+    assert.match(await c.cmd('NOOP'), /^200 /, 'the session goes on');
+    assert.ok(!(await readdir(t.root)).some((name) => name.includes('big.bin')), 'nothing left behind, temporary files included');
+    c.close();
+  });
+
+  test('ABOR while the client is still sending: 426 then 226, the partial upload discarded', async () => {
+    const c = await loggedIn();
+    const data = await dataConnection(c);
+    assert.match(await c.cmd('STOR partial.bin'), /^150 /);
+    data.write(randomBytes(512 * 1024));
+    // The transfer is running (STAT shows it); abort with the data connection still open.
+    assert.match(await c.cmd('STAT'), /STOR \/partial\.bin/);
+    c.write('ABOR\r\n');
+    assert.match(await c.reply(), /^426 /);
+    assert.match(await c.reply(), /^226 /);
+    data.destroy();
+    assert.match(await c.cmd('NOOP'), /^200 /);
+    assert.ok(!(await readdir(t.root)).some((name) => name.includes('partial.bin')));
+    assert.equal(t.eventsNamed('upload').at(-1)?.result, 'aborted');
+    c.close();
+  });
+
+  test('a client that vanishes mid-upload: 426, nothing left behind, other sessions unaffected', async () => {
+    const c = await loggedIn();
+    const other = await loggedIn();
+    const data = await dataConnection(c);
+    assert.match(await c.cmd('STOR vanished.bin'), /^150 /);
+    data.write(randomBytes(300_000));
+    await new Promise((r) => setTimeout(r, 30));
+    data.resetAndDestroy();
+    assert.match(await c.reply(), /^426 /);
+    assert.match(await other.cmd('PWD'), /^257 /);
+    assert.ok(!(await readdir(t.root)).some((name) => name.includes('vanished.bin')));
+    c.close();
+    other.close();
+  });
+});
