@@ -41,7 +41,6 @@ const DEFAULT_MLST_FACTS: ReadonlySet<string> = new Set(['type', 'size', 'modify
 
 const HTTP_REQUEST = /^(GET|HEAD|POST|PUT|DELETE|OPTIONS|CONNECT|PATCH|TRACE) \S+ HTTP\/\d/;
 
-
 /** Lines waiting their turn; past this the socket is paused (backpressure). */
 const MAX_QUEUED_LINES = 64;
 
