@@ -6,6 +6,7 @@ import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { receive, userBufferReads } from '../../src/data/receive.js';
 import { transferBuffers } from '../../src/storage/buffer-budget.js';
+import { sendInPieces } from '../helpers/clients.js';
 
 /**
  * Takes a chunk's bytes only when it calls back, after a delay, as pwrite does:
@@ -74,16 +75,6 @@ async function pair(): Promise<{ client: Socket; socket: Socket }> {
   return { client, socket };
 }
 
-/** Writes `data` in uneven pieces, then ends. */
-async function send(client: Socket, data: Buffer): Promise<void> {
-  for (let at = 0; at < data.length; ) {
-    const n = Math.min(data.length - at, 1000 + ((at * 7919) % 900_000));
-    if (!client.write(data.subarray(at, at + n))) await once(client, 'drain');
-    at += n;
-  }
-  client.end();
-}
-
 describe('receive', () => {
   it('is available on this Node, so uploads take the reused-buffer path', () => {
     assert.equal(userBufferReads, true);
@@ -97,7 +88,7 @@ describe('receive', () => {
     const budgetBefore = transferBuffers.inUse;
     const endListeners = socket.listenerCount('end');
     let counted = 0;
-    await Promise.all([receive(socket, sink, signal, (n) => (counted += n)), send(client, data)]);
+    await Promise.all([receive(socket, sink, signal, (n) => (counted += n)), sendInPieces(client, data)]);
     await new Promise<void>((resolve) => sink.end(resolve));
     assert.equal(counted, data.length);
     assert.ok(sink.bytes.equals(data), 'bytes differ');
@@ -116,7 +107,7 @@ describe('receive', () => {
     client.write(data.subarray(0, 40_000));
     while (socket.readableLength < 40_000) await new Promise((r) => setTimeout(r, 5));
     const sink = new LateCopySink();
-    await Promise.all([receive(socket, sink, new AbortController().signal, () => undefined), send(client, data.subarray(40_000))]);
+    await Promise.all([receive(socket, sink, new AbortController().signal, () => undefined), sendInPieces(client, data.subarray(40_000))]);
     await new Promise<void>((resolve) => sink.end(resolve));
     assert.ok(sink.bytes.equals(data), 'bytes differ');
     socket.destroy();
@@ -132,7 +123,7 @@ describe('receive', () => {
         done();
       },
     });
-    await Promise.all([receive(socket, sink, new AbortController().signal, () => undefined), send(client, data)]);
+    await Promise.all([receive(socket, sink, new AbortController().signal, () => undefined), sendInPieces(client, data)]);
     assert.ok(Buffer.concat(kept).equals(data));
     socket.destroy();
   });

@@ -5,7 +5,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { passivePort, RawClient } from '../helpers/clients.js';
+import { passivePort, RawClient, sendInPieces } from '../helpers/clients.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 /**
@@ -36,16 +36,6 @@ describe('uploads over plain data connections', () => {
     return data;
   }
 
-  /** Writes `bytes` in uneven pieces, waiting for drain, then ends. */
-  async function send(data: Socket, bytes: Buffer): Promise<void> {
-    for (let at = 0; at < bytes.length; ) {
-      const n = Math.min(bytes.length - at, 777 + ((at * 31) % 300_000));
-      if (!data.write(bytes.subarray(at, at + n))) await once(data, 'drain');
-      at += n;
-    }
-    data.end();
-  }
-
   const sha1 = (b: Buffer): string => createHash('sha1').update(b).digest('hex');
 
   test('a 3 MiB upload in uneven pieces arrives byte for byte, and REST resumes it in place', async () => {
@@ -53,12 +43,12 @@ describe('uploads over plain data connections', () => {
     const bytes = randomBytes(3 * 1024 * 1024 + 17);
     let data = await dataConnection(c);
     assert.match(await c.cmd('STOR exact.bin'), /^150 /);
-    await send(data, bytes.subarray(0, 1_000_000));
+    await sendInPieces(data, bytes.subarray(0, 1_000_000));
     assert.match(await c.reply(), /^226 /);
     assert.match(await c.cmd('REST 1000000'), /^350 /);
     data = await dataConnection(c);
     assert.match(await c.cmd('STOR exact.bin'), /^150 /);
-    await send(data, bytes.subarray(1_000_000));
+    await sendInPieces(data, bytes.subarray(1_000_000));
     assert.match(await c.reply(), /^226 /);
     assert.equal(sha1(await readFile(join(t.root, 'exact.bin'))), sha1(bytes));
     const events = t.eventsNamed('upload').filter((e) => e.path === '/exact.bin');
@@ -70,7 +60,7 @@ describe('uploads over plain data connections', () => {
     const c = await loggedIn();
     const data = await dataConnection(c);
     assert.match(await c.cmd('STOR big.bin'), /^150 /);
-    void send(data, randomBytes(6 * 1024 * 1024)).catch(() => undefined);
+    void sendInPieces(data, randomBytes(6 * 1024 * 1024)).catch(() => undefined);
     assert.match(await c.reply(), /^552 /);
     data.destroy();
     assert.match(await c.cmd('NOOP'), /^200 /, 'the session goes on');

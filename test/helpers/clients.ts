@@ -1,7 +1,18 @@
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { Client } from 'basic-ftp';
 import { PASSWORD, type TestServer } from './server.js';
+
+/** Writes `data` in uneven pieces (1 B to ~900 KiB), waiting for drain, then ends: reads on the other side never line up. */
+export async function sendInPieces(socket: Socket, data: Buffer): Promise<void> {
+  for (let at = 0; at < data.length; ) {
+    const n = Math.min(data.length - at, 1000 + ((at * 7919) % 900_000));
+    if (!socket.write(data.subarray(at, at + n))) await once(socket, 'drain');
+    at += n;
+  }
+  socket.end();
+}
 
 /** A logged-in basic-ftp client; closed by the caller. */
 export async function ftpClient(t: TestServer, user = 'alice', password = PASSWORD): Promise<Client> {
