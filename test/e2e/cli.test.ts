@@ -144,6 +144,14 @@ describe('moat CLI: help and version', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.trim(), pkg.version);
   });
+
+  test('bin/moat.js runs as an executable: its shebang starts Node with the small young generation', async () => {
+    const bin = join(REPO, 'bin', 'moat.js');
+    const r = await run(bin, ['--version']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), pkg.version);
+    assert.match((await readFile(bin, 'utf8')).split('\n')[0]!, /^#!\/usr\/bin\/env -S node --max-semi-space-size=2$/);
+  });
 });
 
 describe('moat CLI: check-config', () => {
