@@ -81,7 +81,8 @@ static struct {
   int port, tls, epsv, clients, conns, threads, reps, timeout, sources;
   double duration;
   long long expect;
-} opt = {"127.0.0.1", "bench", "bench", NULL, NULL, NULL, 21, 0, 0, 10, 100, 8, 5, 30, 5.0, -1};
+} opt = {.host = "127.0.0.1", .user = "bench", .pass = "bench", .port = 21, .clients = 10, .conns = 100, .threads = 8,
+         .reps = 5, .timeout = 30, .sources = 1, .duration = 5.0, .expect = -1};
 
 #ifndef NO_TLS
 static SSL_CTX *tls_ctx;

@@ -50,7 +50,10 @@ export class VerifyCache {
 
   /** True when this exact name, password and stored hash verified successfully less than `ttlMs` ago. */
   has(name: string, password: string, storedHash: string): boolean {
-    const key = this.key(name, password, storedHash);
+    return this.#hasKey(this.key(name, password, storedHash));
+  }
+
+  #hasKey(key: string): boolean {
     const entry = this.entries.get(key);
     if (!entry) return false;
     this.entries.delete(key);
@@ -62,8 +65,11 @@ export class VerifyCache {
 
   /** Record a successful verification. Call only after the real check passed. */
   remember(name: string, password: string, storedHash: string): void {
+    this.#rememberKey(this.key(name, password, storedHash), name);
+  }
+
+  #rememberKey(key: string, name: string): void {
     if (this.maxEntries <= 0 || this.ttlMs <= 0) return;
-    const key = this.key(name, password, storedHash);
     this.entries.delete(key);
     while (this.entries.size >= this.maxEntries) {
       const oldest = this.entries.keys().next().value as string;
@@ -80,13 +86,14 @@ export class VerifyCache {
    * keeps that memory for the process once several runs overlapped.
    */
   async verify(name: string, password: string, storedHash: string, check: () => Promise<boolean>): Promise<boolean> {
-    if (this.has(name, password, storedHash)) return true;
+    // One HMAC per login, hit or miss.
     const key = this.key(name, password, storedHash);
+    if (this.#hasKey(key)) return true;
     let run = this.running.get(key);
     if (!run) {
       run = check()
         .then((ok) => {
-          if (ok) this.remember(name, password, storedHash);
+          if (ok) this.#rememberKey(key, name);
           return ok;
         })
         .finally(() => this.running.delete(key));

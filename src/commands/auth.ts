@@ -132,12 +132,9 @@ export const authCommands: CommandSpec[] = [
     duringTransfer: true,
     arg: 'none',
     async handler(session) {
-      // RFC 959 order: the aborted transfer's 426 first, then the 221.
-      const t = session.transfer;
-      if (t) {
-        t.controller.abort();
-        await t.done;
-      }
+      await session.abortTransfer();
+      // The client may have gone while the transfer wound down.
+      if (session.closed) return;
       if (session.user) session.server.events.emit('logout', session.actor);
       session.send(reply(221, 'Goodbye.'));
       session.close('quit');

@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { FromNetworkAscii, ToNetworkAscii } from '../data/ascii.js';
 import { copy } from '../data/copy.js';
 import { receive } from '../data/receive.js';
-import { reply, type Reply } from '../session/reply.js';
+import { FtpError, reply, type Reply } from '../session/reply.js';
 import type { Session } from '../session/session.js';
 import { runTransfer } from '../session/transfer.js';
 import { StorageError, type VirtualPath } from '../storage/types.js';
@@ -28,7 +28,7 @@ async function retrieve(session: Session, arg: string): Promise<Reply | void> {
   const { size, stream: source } = await session.storage!.read(path, { start });
   if (start > size) {
     source.destroy();
-    return reply(554, 'Restart offset beyond end of file.');
+    throw new FtpError(554, 'Restart offset beyond end of file.', { logReason: 'REST beyond end of file' });
   }
   await runTransfer(session, {
     direction: 'download',
@@ -164,14 +164,9 @@ export const transferCommands: CommandSpec[] = [
     duringTransfer: true,
     arg: 'none',
     async handler(session) {
-      const t = session.transfer;
-      if (!t) {
-        session.dropDataSetup();
-        return reply(225, 'No transfer to abort.');
-      }
-      t.controller.abort();
-      await t.done;
-      return reply(226, 'ABOR successful.');
+      if (await session.abortTransfer()) return reply(226, 'ABOR successful.');
+      session.dropDataSetup();
+      return reply(225, 'No transfer to abort.');
     },
   },
 ];

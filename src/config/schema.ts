@@ -42,7 +42,7 @@ const cidr = z.string().refine(
   { message: 'expected an IP address or CIDR, e.g. 192.168.1.0/24 or 2001:db8::/32' },
 );
 
-const seconds = (def: number) => z.number().int().min(0).max(86_400).default(def);
+const seconds = (def: number, min = 0) => z.number().int().min(min).max(86_400).default(def);
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 const tlsPolicy = z.enum(['off', 'optional', 'required']);
 const dataSession = z.enum(['same-user', 'same-connection', 'off']);
@@ -94,11 +94,11 @@ export const configSchema = z.strictObject({
   timeouts: z
     .strictObject({
       // A login, a data connection and a handshake must end: no 0 there.
-      login: seconds(30).pipe(z.number().min(1)),
+      login: seconds(30, 1),
       idle: seconds(300),
-      data_connect: seconds(30).pipe(z.number().min(1)),
+      data_connect: seconds(30, 1),
       stalled_transfer: seconds(60),
-      tls_handshake: seconds(15).pipe(z.number().min(1)),
+      tls_handshake: seconds(15, 1),
     })
     .prefault({}),
 

@@ -5,6 +5,55 @@ export class PrematureClose extends Error {
   readonly code = 'ERR_STREAM_PREMATURE_CLOSE';
 }
 
+type Listener = [Readable | Writable, string, Parameters<Readable['on']>[1]];
+
+/**
+ * The end of a copy from `source` to `sink`, shared by `copy()` and the
+ * upload receiver: `done()` runs once, with no error when the source ended,
+ * or with the first failure (either stream erroring or closing early,
+ * `signal` aborting), which also destroys the source. Every listener,
+ * `extra` included, is removed first. Returns whether it has already run,
+ * for callers that must stop as soon as it has (a progress callback can
+ * destroy the source mid-chunk).
+ */
+export function watchCopy(
+  source: Readable,
+  sink: Writable,
+  signal: AbortSignal,
+  extra: Listener[],
+  done: (error?: Error) => void,
+): () => boolean {
+  let settled = false;
+  const settle = (error?: unknown): void => {
+    if (settled) return;
+    settled = true;
+    for (const [emitter, event, listener] of listeners) emitter.off(event, listener);
+    signal.removeEventListener('abort', onAbort);
+    if (error === undefined) done();
+    else {
+      source.destroy();
+      done(error instanceof Error ? error : new Error(String(error)));
+    }
+  };
+  const onAbort = (): void => settle(signal.reason ?? new Error('aborted'));
+  const listeners: Listener[] = [
+    ...extra,
+    [source, 'end', () => settle()],
+    [source, 'error', settle],
+    [sink, 'error', settle],
+    [source, 'close', () => settle(new PrematureClose('source closed before its end'))],
+    [sink, 'close', () => settle(new PrematureClose('sink closed before the source ended'))],
+  ];
+  const isSettled = (): boolean => settled || source.destroyed;
+  if (signal.aborted) {
+    onAbort();
+    return isSettled;
+  }
+  for (const [emitter, event, listener] of listeners) emitter.on(event, listener);
+  signal.addEventListener('abort', onAbort, { once: true });
+  return isSettled;
+}
+
 /**
  * Moves every byte of `source` into `sink`, honouring the sink's backpressure,
  * and settles once the source has ended and its last chunk was handed to the
@@ -22,37 +71,24 @@ export function copy(source: Readable, sink: Writable, signal: AbortSignal, prog
   const direct = (source as Readable & Partial<DirectSource>).sendTo;
   if (typeof direct === 'function') return direct.call(source, sink, signal, progress);
   return new Promise<void>((resolve, reject) => {
-    let settled = false;
-    const settle = (error?: unknown): void => {
-      if (settled) return;
-      settled = true;
-      for (const [emitter, event, listener] of listeners) emitter.off(event, listener);
-      signal.removeEventListener('abort', onAbort);
-      if (error === undefined) resolve();
-      else {
-        source.destroy();
-        reject(error instanceof Error ? error : new Error(String(error)));
-      }
-    };
-    const onAbort = (): void => settle(signal.reason ?? new Error('aborted'));
-    const listeners: Array<[Readable | Writable, string, Parameters<Readable['on']>[1]]> = [
+    const stopped = watchCopy(
+      source,
+      sink,
+      signal,
       [
-        source,
-        'data',
-        (chunk: Buffer): void => {
-          progress(chunk.length);
-          if (!sink.write(chunk)) source.pause();
-        },
+        [
+          source,
+          'data',
+          (chunk: Buffer): void => {
+            // May end the copy (an upload over its size limit destroys the source): then the chunk stays out.
+            progress(chunk.length);
+            if (stopped()) return;
+            if (!sink.write(chunk)) source.pause();
+          },
+        ],
+        [sink, 'drain', () => source.resume()],
       ],
-      [sink, 'drain', () => source.resume()],
-      [source, 'end', () => settle()],
-      [source, 'error', settle],
-      [sink, 'error', settle],
-      [source, 'close', () => settle(new PrematureClose('source closed before its end'))],
-      [sink, 'close', () => settle(new PrematureClose('sink closed before the source ended'))],
-    ];
-    if (signal.aborted) return onAbort();
-    for (const [emitter, event, listener] of listeners) emitter.on(event, listener);
-    signal.addEventListener('abort', onAbort, { once: true });
+      (error) => (error ? reject(error) : resolve()),
+    );
   });
 }

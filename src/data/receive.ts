@@ -3,7 +3,7 @@ import type { Duplex, Writable } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import { transferBuffers } from '../storage/buffer-budget.js';
 import type { ChunkReleasingSink } from '../storage/types.js';
-import { copy, PrematureClose } from './copy.js';
+import { copy, watchCopy } from './copy.js';
 
 /**
  * Why this reaches into Node's socket internals: a plain socket accepted by a
@@ -77,10 +77,7 @@ class RingReceiver {
   #held = 0;
   /** Reading is stopped until the buffer in `#slot` has been written out. */
   #stopped = false;
-  #settled = false;
-  #resolve!: () => void;
-  #reject!: (error: Error) => void;
-  readonly #listeners: Array<[Socket | Writable, string, Parameters<Writable['on']>[1]]>;
+  #settled: () => boolean = () => false;
 
   constructor(
     private readonly socket: Socket,
@@ -89,25 +86,17 @@ class RingReceiver {
     private readonly sink: Writable,
     private readonly signal: AbortSignal,
     private readonly progress: (bytes: number) => void,
-  ) {
-    this.#listeners = [
-      [socket, 'end', () => this.#settle()],
-      [socket, 'error', (error: Error) => this.#settle(error)],
-      [socket, 'close', () => this.#settle(new PrematureClose('source closed before its end'))],
-      [sink, 'error', (error: Error) => this.#settle(error)],
-      [sink, 'close', () => this.#settle(new PrematureClose('sink closed before the source ended'))],
-    ];
-  }
-
-  readonly #onAbort = (): void => this.#settle(this.signal.reason ?? new Error('aborted'));
+  ) {}
 
   run(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.#resolve = resolve;
-      this.#reject = reject;
-      if (this.signal.aborted) return this.#onAbort();
-      for (const [emitter, event, listener] of this.#listeners) emitter.on(event, listener);
-      this.signal.addEventListener('abort', this.#onAbort, { once: true });
+      this.#settled = watchCopy(this.socket, this.sink, this.signal, [], (error) => {
+        transferBuffers.release(this.#held);
+        this.#held = 0;
+        if (error) reject(error);
+        else resolve();
+      });
+      if (this.#settled()) return;
       const socket = this.socket as unknown as Record<symbol, unknown>;
       if (this.handle.reading) {
         this.handle.reading = false;
@@ -122,20 +111,20 @@ class RingReceiver {
       // Whatever the socket read before the switch (an active-mode connection
       // starts reading on connect) goes first, in order.
       let early: Buffer | null;
-      while (!this.#settled && (early = this.socket.read() as Buffer | null) !== null) {
+      while (!this.#settled() && (early = this.socket.read() as Buffer | null) !== null) {
         this.progress(early.length);
-        if (!this.#settled) this.#write(early, -1);
+        if (!this.#settled()) this.#write(early, -1);
       }
-      if (!this.#settled) this.socket.resume();
+      if (!this.#settled()) this.socket.resume();
     });
   }
 
   /** Called by the socket for each read, with the buffer of `#slot`; false stops reading. */
   #onRead(n: number, buffer: Buffer): boolean {
     const slot = this.#slot;
-    // May end the transfer (an abort, an upload over its size limit).
+    // May end the transfer (an abort, an upload over its size limit destroys the socket): then the chunk stays out.
     this.progress(n);
-    if (this.#settled) return false;
+    if (this.#settled()) return false;
     this.#write(buffer.subarray(0, n), slot);
     if (n === buffer.length && this.#target < MAX) this.#target *= 2;
     this.#slot = (slot + 1) % RING;
@@ -152,10 +141,11 @@ class RingReceiver {
   #write(chunk: Buffer, slot: number): void {
     if (slot >= 0) this.#busy[slot] = true;
     this.sink.write(chunk, (error) => {
-      if (error) return this.#settle(error);
+      // A failed write also fails the sink, which ends the copy (watchCopy).
+      if (error) return;
       if (slot < 0) return;
       this.#busy[slot] = false;
-      if (this.#stopped && slot === this.#slot && !this.#settled) {
+      if (this.#stopped && slot === this.#slot && !this.#settled()) {
         this.#stopped = false;
         this.socket.resume();
       }
@@ -174,19 +164,5 @@ class RingReceiver {
     transferBuffers.release(have);
     this.#held += size - have;
     this.#buffers[slot] = Buffer.allocUnsafeSlow(size);
-  }
-
-  #settle(error?: Error): void {
-    if (this.#settled) return;
-    this.#settled = true;
-    for (const [emitter, event, listener] of this.#listeners) emitter.off(event, listener);
-    this.signal.removeEventListener('abort', this.#onAbort);
-    transferBuffers.release(this.#held);
-    this.#held = 0;
-    if (error === undefined) this.#resolve();
-    else {
-      this.socket.destroy();
-      this.#reject(error);
-    }
   }
 }

@@ -62,7 +62,9 @@ function parse(text: string): Map<string, BanRecord> {
  * when another process (`moat ban`) changed it. The server and `moat ban` both
  * write it: each keeps its own changes since its last write as a list of
  * edits and replays them onto a fresh read of the file when it changed, so
- * neither overwrites the other's bans.
+ * neither overwrites the other's bans. (Without a lock, a write landing
+ * between one writer's read and its rename, a few milliseconds, can still be
+ * lost.)
  */
 export class BanStore {
   private records: Map<string, BanRecord>;
@@ -132,31 +134,35 @@ export class BanStore {
     for (const [ip, r] of this.records) {
       if (Date.parse(r.until) + keepMs < now) {
         this.records.delete(ip);
-        this.edits.push((records) => records.delete(ip));
+        // Only the record that expired: a newer ban of the address by the other writer stays.
+        this.edits.push((records) => records.get(ip)?.until === r.until && records.delete(ip));
         changed = true;
       }
     }
     return changed;
   }
 
-  /** Write the table atomically. When root rewrites the file, the previous owner keeps it. */
-  async save(): Promise<void> {
+  /**
+   * Write the table atomically. When root rewrites the file, the previous
+   * owner keeps it. A file changed by another writer is read first, so its
+   * bans are kept; one that cannot be read is replaced by the table in memory
+   * and its error handed to `onUnreadable` (the caller logs it).
+   */
+  async save(onUnreadable: (error: unknown) => void = () => undefined): Promise<void> {
     const dir = dirname(this.file);
     await mkdir(dir, { recursive: true });
-    // An unreadable file is replaced by the table in memory (the server's
-    // one-second check reports it); a readable one keeps the other writer's bans.
-    await this.reloadIfChanged().catch(() => undefined);
+    await this.reloadIfChanged().catch(onUnreadable);
     const written = this.edits.length;
     const body: BanFile = { version: 1, bans: this.list(0, true) };
     const temp = join(dir, `.bans.json.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
     const handle = await open(temp, 'wx', 0o644);
     try {
-      await handle.writeFile(JSON.stringify(body, null, 2) + '\n');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    try {
+      try {
+        await handle.writeFile(JSON.stringify(body, null, 2) + '\n');
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
       if (process.getuid?.() === 0) {
         const owner = await stat(this.file).catch(() => stat(dir));
         if (owner.uid !== 0) await chown(temp, owner.uid, owner.gid);

@@ -315,7 +315,7 @@ export class Guard {
     const bans = this.bans;
     if (!bans) return;
     this.saving = this.saving
-      .then(() => bans.save())
+      .then(() => bans.save((error) => this.events.emit('server-error', { error, where: `reading ${bans.file} (replaced by the bans in memory)` })))
       .catch((error: unknown) => {
         this.events.emit('server-error', { error, where: `writing ${bans.file}` });
       });

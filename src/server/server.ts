@@ -15,6 +15,7 @@ import { Session } from '../session/session.js';
 import { localHomes } from '../storage/local.js';
 import type { ListenerInfo, ServerContext, StorageFactory } from './context.js';
 import type { DataSecurer } from '../session/data-setup.js';
+import { endSocket } from '../session/end-socket.js';
 
 export interface ServerParts {
   config: MoatConfig;
@@ -149,8 +150,8 @@ export class MoatServer {
     // Implicit-TLS listeners admit before the handshake and pass the admission on.
     const admission = admitted ?? this.guard.admit(socket.remoteAddress ?? '');
     if (!admission.ok) {
-      socket.end(formatReply(reply(421, admission.text)));
-      setTimeout(() => socket.destroy(), 1000).unref();
+      socket.write(formatReply(reply(421, admission.text)));
+      endSocket(socket, 1000);
       return undefined;
     }
     const session = new Session(this.context, info, socket);

@@ -8,7 +8,7 @@ import type { Session } from './session.js';
 /**
  * Runs one command line through the checks in one fixed order: parse, rate
  * limit (guard), lookup, state, argument shape, permission, handler. Every failure becomes a reply
- * here, so handlers only throw.
+ * here, with one 'refused' event, whether the handler threw it or returned a 4xx/5xx reply.
  */
 export async function dispatch(session: Session, line: string): Promise<void> {
   const space = line.indexOf(' ');
@@ -56,5 +56,8 @@ export async function dispatch(session: Session, line: string): Promise<void> {
     }
     return refuse(ftp.code, ftp.text, ftp.logReason ?? ftp.text);
   }
-  if (result) session.send(result);
+  if (!result) return;
+  // A refusal a handler answers itself is logged like a thrown one.
+  if (result.code >= 400) session.server.events.emit('refused', { ...session.actor, command: verb.slice(0, 16), code: result.code, reason: result.lines[0] ?? '' });
+  session.send(result);
 }

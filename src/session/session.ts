@@ -8,6 +8,7 @@ import type { Storage, VirtualPath } from '../storage/types.js';
 import { ROOT, resolveVirtual } from '../storage/vpath.js';
 import { DataSetup } from './data-setup.js';
 import { dispatch } from './dispatcher.js';
+import { endSocket } from './end-socket.js';
 import { LineReader, type LineSink } from './line-reader.js';
 import { formatReply, reply, type Reply } from './reply.js';
 
@@ -315,6 +316,19 @@ export class Session implements LineSink {
     this.idleDeadline = idle > 0 ? Date.now() + idle * 1000 : Infinity;
   }
 
+  /**
+   * Abort the running transfer and wait until its final reply (426) is sent,
+   * so whatever the caller answers next comes after it, in RFC 959 order.
+   * False when no transfer was running.
+   */
+  async abortTransfer(): Promise<boolean> {
+    const t = this.transfer;
+    if (!t) return false;
+    t.controller.abort();
+    await t.done;
+    return true;
+  }
+
   /** Fire the login or idle timeout whose deadline has passed; the server calls this about once a second. */
   checkDeadlines(now: number): void {
     if (this.closed) return;
@@ -349,13 +363,7 @@ export class Session implements LineSink {
     this.queue = undefined;
     const s = this.socket;
     if (how === 'destroy') s.destroy();
-    else if (!s.destroyed) {
-      if (how === 'end') s.end();
-      // A client that never reads its replies must not hold the socket open.
-      const timer = setTimeout(() => s.destroy(), 2000).unref();
-      // Cleared as soon as the socket is gone: it holds the socket, and through it this session.
-      s.once('close', () => clearTimeout(timer));
-    }
+    else endSocket(s, 2000);
     this.server.events.emit('session-close', {
       ...this.actor,
       reason,

@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import type { TransferEvent } from '../observe/events.js';
+import { PrematureClose } from '../data/copy.js';
 import { toFtpError } from './errors.js';
 import { FtpError, reply, type Reply } from './reply.js';
 import type { Session } from './session.js';
@@ -19,10 +20,6 @@ export interface TransferJob {
 }
 
 class Stalled extends Error {}
-
-class DataLost extends Error {
-  readonly code = 'ERR_STREAM_PREMATURE_CLOSE';
-}
 
 /**
  * The one transfer runner: 150, data connection, bytes with a stall watchdog,
@@ -56,7 +53,8 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
       stall?.refresh();
       session.touch();
     });
-    await closeData(data, controller.signal);
+    // An upload is done once committed: what happens to the data connection after that changes nothing.
+    await closeData(data, controller.signal, job.direction !== 'upload');
     outcome = { result: 'ok', reply: reply(226, job.done ?? 'Transfer complete.') };
   } catch (error) {
     data?.destroy();
@@ -119,16 +117,18 @@ function openWithAbort(session: Session, signal: AbortSignal): Promise<Duplex> {
 
 /**
  * Finish our side and wait until the socket is gone, bounded, so no socket
- * leaks. Succeeds only if our last byte got out: an abort, a stall or a reset
- * while the tail was still being flushed is a 426, not a 226.
+ * leaks. With `strict` (we sent the bytes) it succeeds only if our last byte
+ * got out: an abort, a stall or a reset while the tail was still being
+ * flushed is a 426, not a 226.
  */
-function closeData(data: Duplex, signal: AbortSignal): Promise<void> {
+function closeData(data: Duplex, signal: AbortSignal, strict: boolean): Promise<void> {
   return new Promise((resolve, reject) => {
     const onAbort = () => data.destroy();
     const settle = () => {
       signal.removeEventListener('abort', onAbort);
-      if (signal.aborted) reject(signal.reason);
-      else if (!data.writableFinished) reject(data.errored ?? new DataLost('data connection closed before the last byte was sent'));
+      if (!strict) resolve();
+      else if (signal.aborted) reject(signal.reason);
+      else if (!data.writableFinished) reject(data.errored ?? new PrematureClose('data connection closed before the last byte was sent'));
       else resolve();
     };
     if (data.destroyed) return settle();

@@ -56,7 +56,8 @@ export class FileSource extends Readable implements DirectSource {
 
   async sendTo(sink: Writable, signal: AbortSignal, progress: (bytes: number) => void): Promise<void> {
     const size = transferBuffers.take(Math.min(MAX_CHUNK, this.end - this.#position), 2);
-    // The second buffer only exists once a second chunk does: a small file costs one buffer.
+    // The second buffer only exists once a second chunk does: a small file costs one buffer
+    // (the budget counts two either way, for the moment the second appears).
     const buffers: Buffer[] = size > 0 ? [Buffer.allocUnsafeSlow(size)] : [];
     const other = (i: number): Buffer => (buffers[i % 2] ??= Buffer.allocUnsafeSlow(size));
     const { aborted, release } = abortion(signal);

@@ -33,6 +33,8 @@ const FIELDS = 5;
  * SLOTS × SLOT_BYTES; only the pages files were read into become resident.
  */
 const SLOT_BYTES = 256 * 1024;
+/** Entries per lstat job: ~4 ms of syscalls here, so other jobs never wait long behind a listing. */
+const LSTAT_BATCH = 2048;
 const SLOTS = 64;
 const KINDS = ['file', 'dir', 'link', 'other'] as const;
 
@@ -252,11 +254,21 @@ class FsWorkers {
 
   async lstat(dir: string, names: readonly string[]): Promise<(LstatResult | undefined)[]> {
     const prefix = dir.endsWith('/') ? dir : dir + '/';
-    const workers = this.#pool();
-    const per = Math.ceil(names.length / workers.length);
-    const parts = await Promise.all(workers.map((w, i) => w.ask({ op: 'lstat', prefix, names: names.slice(i * per, (i + 1) * per) })));
+    // Batches handed out one at a time per worker: a small download queued
+    // behind a 200,000-entry listing waits for one batch, not the whole
+    // listing, and a worker that is slower (descheduled) simply takes fewer.
+    const parts: LstatReply[] = [];
+    let next = 0;
+    const drain = async (worker: FsWorker): Promise<void> => {
+      while (next < names.length) {
+        const at = next;
+        next += LSTAT_BATCH;
+        parts[at / LSTAT_BATCH] = (await worker.ask({ op: 'lstat', prefix, names: names.slice(at, at + LSTAT_BATCH) })) as LstatReply;
+      }
+    };
+    await Promise.all(this.#pool().map(drain));
     const out: (LstatResult | undefined)[] = [];
-    for (const { nums, ids } of parts as LstatReply[]) {
+    for (const { nums, ids } of parts) {
       for (let i = 0; i < nums.length / FIELDS; i++) {
         const at = i * FIELDS;
         const kind = nums[at]!;

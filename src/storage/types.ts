@@ -59,7 +59,9 @@ export interface WriteOptions {
  * Optional capability of a download's stream: it writes its bytes into `sink`
  * itself, faster than through its Readable side (LocalStorage reuses two
  * buffers). Settles when the last chunk has been taken by the sink; rejects on
- * a read or write error, or as soon as `signal` aborts. Always releases the source.
+ * a read or write error, or as soon as `signal` aborts. Always releases the source;
+ * memory still queued on the sink after an abort is released when the sink
+ * closes, so a caller must close (destroy) the sink after a failed send.
  */
 export interface DirectSource {
   sendTo(sink: Writable, signal: AbortSignal, progress: (bytes: number) => void): Promise<void>;

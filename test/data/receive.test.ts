@@ -128,6 +128,31 @@ describe('receive', () => {
     socket.destroy();
   });
 
+  it('a progress callback that destroys the source (a size limit) keeps the chunk that crossed it out of the sink, on both paths', async () => {
+    for (const releasing of [true, false]) {
+      const { client, socket } = await pair();
+      client.on('error', () => undefined);
+      let handed = 0;
+      const sink = new Writable({
+        write(chunk: Buffer, _enc, done) {
+          handed += chunk.length;
+          done();
+        },
+      });
+      if (releasing) Object.defineProperty(sink, 'releasesChunks', { value: true });
+      const limit = 300_000;
+      let total = 0;
+      const receiving = receive(socket, sink, new AbortController().signal, (n) => {
+        total += n;
+        if (total > limit) socket.destroy(new Error('over the limit'));
+      });
+      void sendInPieces(client, randomBytes(3 * 1024 * 1024)).catch(() => undefined);
+      await assert.rejects(receiving, /over the limit/);
+      assert.ok(handed <= limit, `${handed} bytes reached the sink (${releasing ? 'ring' : 'copy'} path)`);
+      client.destroy();
+    }
+  });
+
   it('rejects with the abort reason mid-transfer, destroys the socket and gives the budget back', async () => {
     const { client, socket } = await pair();
     client.on('error', () => undefined);

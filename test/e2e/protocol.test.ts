@@ -140,6 +140,20 @@ describe('control connection protocol', () => {
     c.close();
   });
 
+  test('refusals a handler answers itself are logged too: REST past the end of a small file (554), a bad REST (501)', async () => {
+    await writeFile(join(t.root, 'short.txt'), 'short');
+    const c = await greeted();
+    await c.login();
+    assert.match(await c.cmd('REST abc'), /^501 /);
+    assert.match(await c.cmd('REST 100'), /^350 /);
+    assert.match(await c.cmd('RETR short.txt'), /^554 /);
+    assert.match(await c.cmd('NOOP'), /^200 /);
+    const refused = t.eventsNamed('refused');
+    assert.ok(refused.some((e) => e.command === 'REST' && e.code === 501));
+    assert.ok(refused.some((e) => e.command === 'RETR' && e.code === 554 && e.reason === 'REST beyond end of file'));
+    c.close();
+  });
+
   test('QUIT during a transfer: the 426 of the aborted transfer, then the 221', async () => {
     await writeFile(join(t.root, 'slow.bin'), Buffer.alloc(64 * 1024 * 1024, 1));
     const c = await greeted();

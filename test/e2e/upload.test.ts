@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -65,6 +65,20 @@ describe('uploads over plain data connections', () => {
     data.destroy();
     assert.match(await c.cmd('NOOP'), /^200 /, 'the session goes on');
     assert.ok(!(await readdir(t.root)).some((name) => name.includes('big.bin')), 'nothing left behind, temporary files included');
+    c.close();
+  });
+
+  test('APPE past limits.max_upload_size: 552, the appended part kept, and the chunk that crossed the limit never reaches the file', async () => {
+    const c = await loggedIn();
+    await writeFile(join(t.root, 'grow.bin'), Buffer.alloc(1024 * 1024, 1));
+    const data = await dataConnection(c);
+    assert.match(await c.cmd('APPE grow.bin'), /^150 /);
+    void sendInPieces(data, randomBytes(8 * 1024 * 1024)).catch(() => undefined);
+    assert.match(await c.reply(), /^552 /);
+    data.destroy();
+    // The limit counts the bytes of this upload (APPE starts at 0): 1 MiB was there, at most 4 MiB more fit.
+    const size = (await stat(join(t.root, 'grow.bin'))).size;
+    assert.ok(size <= 5 * 1024 * 1024, `the file grew to ${size} bytes, past the limit`);
     c.close();
   });
 

@@ -116,6 +116,32 @@ describe('guard building blocks', () => {
     }
   });
 
+  test('BanStore: a pruned record does not erase the other writer’s newer ban; an unreadable file is reported, then replaced', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'moat-bans-'));
+    try {
+      const file = join(dir, 'bans.json');
+      const server = await BanStore.open(file);
+      server.ban('10.0.0.7', 1, 'old', 1_000_000);
+      await server.save();
+      const cli = await BanStore.open(file);
+      assert.ok(server.prune(0, 1_000_000 + 5_000), 'the old ban expired and is pruned in memory');
+      cli.ban('10.0.0.7', 3600, 'again by hand');
+      await cli.save();
+      await server.save();
+      assert.equal(JSON.parse(await readFile(file, 'utf8')).bans[0]?.reason, 'again by hand');
+
+      await writeFile(file, '{broken');
+      server.ban('10.0.0.8', 60, 'auto');
+      const reported: unknown[] = [];
+      await server.save((error) => reported.push(error));
+      assert.equal(reported.length, 1, 'the unreadable file is reported once');
+      assert.deepEqual(JSON.parse(await readFile(file, 'utf8')).bans.map((r: { ip: string }) => r.ip), ['10.0.0.7', '10.0.0.8']);
+      assert.deepEqual((await readdir(dir)).sort(), ['bans.json'], 'no temporary file left');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('root rule: drop with run_as, stay on loopback or allow_root, refuse otherwise', () => {
     const cfg = (extra: Record<string, unknown>) => validateConfig({ root: '/tmp/x', ...extra });
     assert.deepEqual(rootDecision(cfg({}), 1000), { action: 'none' });

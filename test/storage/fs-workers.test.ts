@@ -99,6 +99,20 @@ describe('fsWorkers', () => {
     await Promise.all(files.map((file) => fs.rm(file)));
   });
 
+  it('small reads wait for one lstat batch, not for a whole big listing, on either worker', async () => {
+    const names = new Array<string>(40_000).fill('a.txt');
+    let listed = false;
+    const listing = fsWorkers.lstat(dir, names).then((r) => {
+      listed = true;
+      return r;
+    });
+    // One per worker (they take turns): the later one would come back only after the listing if it queued behind it.
+    const reads = await Promise.all([0, 1].map(() => fsWorkers.readSmall(path.join(dir, 'a.txt'), 1024)));
+    assert.equal(listed, false, 'both small reads came back while the listing was still running');
+    for (const r of reads) r.release?.();
+    assert.equal((await listing).length, 40_000);
+  });
+
   it('never follows a link in last place and passes errno codes on', async () => {
     await assert.rejects(fsWorkers.readSmall(path.join(dir, 'link'), 1024), { code: 'ELOOP' });
     await assert.rejects(fsWorkers.readSmall(path.join(dir, 'gone'), 1024), { code: 'ENOENT' });
