@@ -42,6 +42,10 @@ export const moat: Driver = {
       args.push('--tls-cert', ctx.cert.cert, '--tls-key', ctx.cert.key, '--tls', 'optional');
       tls = true;
     } else if (hasTls) tls = '`moat serve` has --tls-cert but no --tls optional: plain logins would be refused';
+    // What `npm install` built decides the download path; say which one was measured.
+    const sendfile = existsSync(path.join(PROJECT_DIR, 'native', 'build', 'sendfile.node'))
+      ? 'sendfile(2) for plain downloads (native helper)'
+      : 'no native sendfile helper (run npm install): downloads through buffers';
     let version = '?';
     try {
       version = (JSON.parse(readFileSync(path.join(PROJECT_DIR, 'package.json'), 'utf8')) as { version: string }).version;
@@ -56,7 +60,7 @@ export const moat: Driver = {
       password: PASSWORD,
       tls,
       version: `moat ${version} (working tree, tsx) on Node ${process.version}`,
-      notes: ['scrypt password file, jailed LocalStorage'],
+      notes: ['scrypt password file, jailed LocalStorage', sendfile],
     };
   },
 };

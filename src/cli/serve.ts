@@ -10,6 +10,7 @@ import { bansFileOf } from '../guard/bans.js';
 import { dropPrivileges, prepareFor, rootDecision } from '../guard/privileges.js';
 import { attachLogger, createLogger } from '../observe/logger.js';
 import { MoatServer } from '../server/server.js';
+import { sendfileStatus } from '../storage/sendfile.js';
 import { addServeOptions, flagsToConfig, type ServeFlags } from './serve-options.js';
 import { isZeroConfigStart, prepareTls, tlsStartupLines, tryCommand, watchTls } from './serve-tls.js';
 import { CliError } from './user.js';
@@ -91,6 +92,11 @@ async function serve(config: MoatConfig, zeroConfig = false): Promise<void> {
 
   for (const { key, detail } of weakerOptions(config)) {
     log.warn({ event: 'weaker-option', key, security: true }, `${key}: ${detail}`);
+  }
+  if (config.transfer.sendfile) {
+    const { available, reason } = sendfileStatus();
+    if (available) log.info({ event: 'sendfile', sendfile: true }, 'plain downloads use sendfile(2)');
+    else log.warn({ event: 'sendfile', sendfile: false, reason }, `plain downloads use buffers: ${reason}`);
   }
   const addresses = await server.listen();
   const implicit = tls ? await tls.attach(server) : [];

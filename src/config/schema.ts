@@ -133,6 +133,12 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
 
+  transfer: z
+    .strictObject({
+      sendfile: z.boolean().default(true),
+    })
+    .prefault({}),
+
   tls: z
     .strictObject({
       cert: z.string().default(''),

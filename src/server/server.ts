@@ -67,7 +67,7 @@ export class MoatServer {
     const range = parsePortRange(config.passive.ports)!;
     const root = resolveHostPath(config.root);
     this.guard = new Guard(config, this.events);
-    const homes = localHomes(root);
+    const homes = localHomes(root, { sendfile: config.transfer.sendfile });
     // A new ban also ends the banned address's live sessions.
     this.guard.onBan = (ip) => {
       for (const s of this.sessions) {

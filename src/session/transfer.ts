@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream';
 import type { TransferEvent } from '../observe/events.js';
 import { PrematureClose } from '../data/copy.js';
+import { StorageError } from '../storage/types.js';
 import { toFtpError } from './errors.js';
 import { FtpError, reply, type Reply } from './reply.js';
 import type { Session } from './session.js';
@@ -57,6 +58,10 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
     await closeData(data, controller.signal, job.direction !== 'upload');
     outcome = { result: 'ok', reply: reply(226, job.done ?? 'Transfer complete.') };
   } catch (error) {
+    // Gone before we gave up on it, and not by a refusal of ours (a size limit destroys it with
+    // a StorageError): the client reset or closed it, and a write then fails with
+    // ERR_STREAM_DESTROYED rather than with the network error that destroyed the socket.
+    const lost = data?.destroyed === true && !(error instanceof StorageError) && !(error instanceof FtpError);
     data?.destroy();
     await job.cleanup?.().catch(() => undefined);
     const reason = controller.signal.reason;
@@ -67,7 +72,7 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
       outcome = { result: 'aborted', reason: 'aborted by client', reply: reply(426, 'Connection closed; transfer aborted.') };
     } else if (error instanceof FtpError && error.code === 425) {
       outcome = { result: 'failed', reason: error.logReason ?? error.text, reply: reply(425, error.text) };
-    } else if (isNetworkError(error)) {
+    } else if (lost || isNetworkError(error)) {
       outcome = { result: 'aborted', reason: 'data connection lost', reply: reply(426, 'Data connection lost; transfer aborted.') };
     } else {
       const ftp = toFtpError(error);

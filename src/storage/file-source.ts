@@ -2,6 +2,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { Readable, type Writable } from 'node:stream';
 import { transferBuffers } from './buffer-budget.js';
 import { toStorageError } from './errors.js';
+import { sendfile } from './sendfile.js';
 import type { DirectSource } from './types.js';
 
 /** Bytes per read of the Readable side (TYPE A, embedders). */
@@ -29,6 +30,8 @@ export class FileSource extends Readable implements DirectSource {
     private readonly fh: FileHandle,
     start: number,
     private readonly end: number,
+    /** Whether `sendTo` may use sendfile(2) when the sink is a plain socket. */
+    private readonly useSendfile = false,
   ) {
     super();
     this.#position = start;
@@ -55,6 +58,15 @@ export class FileSource extends Readable implements DirectSource {
   }
 
   async sendTo(sink: Writable, signal: AbortSignal, progress: (bytes: number) => void): Promise<void> {
+    const direct = this.useSendfile ? sendfile(sink, this.fh.fd, this.#position, this.end - this.#position, signal, progress) : undefined;
+    if (direct) {
+      try {
+        this.#position += await direct;
+      } finally {
+        this.destroy();
+      }
+      return;
+    }
     const size = transferBuffers.take(Math.min(MAX_CHUNK, this.end - this.#position), 2);
     // The second buffer only exists once a second chunk does: a small file costs one buffer
     // (the budget counts two either way, for the moment the second appears).

@@ -98,13 +98,13 @@ const HOME_RECHECK_MS = 10_000;
  * thousand of them, costs no filesystem calls at login. Safe to share: a
  * LocalStorage holds no per-session state, and every operation re-checks the jail.
  */
-export function localHomes(root: string): (home: string) => Promise<LocalStorage> {
+export function localHomes(root: string, options: LocalStorageOptions = {}): (home: string) => Promise<LocalStorage> {
   const verified = new Map<string, { storage: Promise<LocalStorage>; at: number }>();
   return (home) => {
     const now = Date.now();
     const hit = verified.get(home);
     if (hit && now - hit.at < HOME_RECHECK_MS) return hit.storage;
-    const entry = { storage: LocalStorage.create(root, home), at: now };
+    const entry = { storage: LocalStorage.create(root, home, options), at: now };
     verified.set(home, entry);
     entry.storage.catch(() => {
       if (verified.get(home) === entry) verified.delete(home);
@@ -125,13 +125,23 @@ interface Resolved {
   lstat: BigIntStats | null;
 }
 
+export interface LocalStorageOptions {
+  /**
+   * Send downloads on plain data connections with sendfile(2) when the native
+   * helper is built (default true); false always sends through buffers.
+   */
+  sendfile?: boolean;
+}
+
 export class LocalStorage implements Storage {
   readonly #home: string;
+  readonly #sendfile: boolean;
   #realHome: Promise<string> | undefined;
 
-  constructor(homeHostPath: string) {
+  constructor(homeHostPath: string, options: LocalStorageOptions = {}) {
     if (!path.isAbsolute(homeHostPath)) throw new TypeError('LocalStorage needs an absolute home path');
     this.#home = path.normalize(homeHostPath);
+    this.#sendfile = options.sendfile ?? true;
   }
 
   /**
@@ -139,7 +149,7 @@ export class LocalStorage implements Storage {
    * The home comes from configuration, not from a client, but a typo like
    * '../alice' must still not put a user's files outside the storage root.
    */
-  static async create(root: string, homeRelative: string): Promise<LocalStorage> {
+  static async create(root: string, homeRelative: string, options: LocalStorageOptions = {}): Promise<LocalStorage> {
     if (!path.isAbsolute(root)) throw new TypeError('storage root must be an absolute path');
     const parts = homeRelative.split(/[\\/]/).filter((s) => s !== '' && s !== '.');
     if (parts.includes('..') || homeRelative.includes('\0')) throw fail('outside-jail');
@@ -153,7 +163,7 @@ export class LocalStorage implements Storage {
     } catch (error) {
       throw toStorageError(error);
     }
-    return new LocalStorage(home);
+    return new LocalStorage(home, options);
   }
 
   async stat(vpath: VirtualPath): Promise<FileInfo> {
@@ -207,7 +217,7 @@ export class LocalStorage implements Storage {
     }
     // Bounded by the size announced in the 150 reply: buffers are no larger than what is
     // left (a 300 KiB file costs one 300 KiB buffer, not a 4 MiB one) and no read is spent on EOF.
-    return { size, stream: new FileSource(fh, start, size) };
+    return { size, stream: new FileSource(fh, start, size, this.#sendfile) };
   }
 
   async write(vpath: VirtualPath, options: WriteOptions = {}): Promise<Upload> {

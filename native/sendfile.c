@@ -1,0 +1,211 @@
+/*
+ * Moat's download fast path: sendfile(2) from a file to a plain TCP socket,
+ * run on a thread of its own so the event loop never waits for it.
+ *
+ * Node has no socket sendfile; reading a file into a buffer and writing the
+ * buffer to the socket copies every byte twice (docs/performance.md). The
+ * socket stays Node's: its descriptor is duplicated for the thread, so Node
+ * may close the socket at any time (ABOR, a stall, the client leaving) without
+ * the number being reused under the thread, and cancel() wakes the thread
+ * through an eventfd, so it never outlives the transfer by more than one
+ * sendfile call. The socket stays non-blocking; the thread polls it.
+ */
+#define NAPI_VERSION 8
+#include <node_api.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
+
+/* The largest count one sendfile call accepts on Linux. */
+#define MAX_CALL 0x7ffff000L
+
+typedef struct {
+  int sock;
+  int file;
+  int wake;
+  off_t offset;
+  int64_t remaining;
+  _Atomic int64_t sent;
+  _Atomic int cancelled;
+  /* Owners: the thread until it reports, the JavaScript handle until it is collected. */
+  _Atomic int refs;
+  int error;
+  napi_threadsafe_function done;
+} job_t;
+
+static void job_unref(job_t *job) {
+  if (atomic_fetch_sub(&job->refs, 1) != 1) return;
+  if (job->wake >= 0) close(job->wake);
+  free(job);
+}
+
+static void *run(void *arg) {
+  job_t *job = arg;
+  while (job->remaining > 0 && !atomic_load(&job->cancelled)) {
+    size_t count = job->remaining > MAX_CALL ? MAX_CALL : (size_t)job->remaining;
+    ssize_t n = sendfile(job->sock, job->file, &job->offset, count);
+    if (n > 0) {
+      job->remaining -= n;
+      atomic_fetch_add(&job->sent, n);
+      continue;
+    }
+    if (n == 0) break; /* the file shrank: end early, as a read would */
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN) {
+      job->error = errno;
+      break;
+    }
+    struct pollfd fds[2] = {{.fd = job->sock, .events = POLLOUT}, {.fd = job->wake, .events = POLLIN}};
+    if (poll(fds, 2, -1) < 0 && errno != EINTR) {
+      job->error = errno;
+      break;
+    }
+  }
+  close(job->sock);
+  close(job->file);
+  napi_call_threadsafe_function(job->done, NULL, napi_tsfn_blocking);
+  napi_release_threadsafe_function(job->done, napi_tsfn_release);
+  return NULL;
+}
+
+/* On the JavaScript thread, once the thread has stopped: callback(errno, bytesSent). */
+static void report(napi_env env, napi_value callback, void *context, void *data) {
+  (void)data;
+  job_t *job = context;
+  if (env != NULL && callback != NULL) {
+    napi_value argv[2], global;
+    napi_create_int32(env, job->error, &argv[0]);
+    napi_create_int64(env, atomic_load(&job->sent), &argv[1]);
+    napi_get_global(env, &global);
+    napi_call_function(env, global, callback, 2, argv, NULL);
+  }
+  job_unref(job);
+}
+
+static void finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  job_unref(data);
+}
+
+static job_t *unwrap(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) {
+    napi_throw_type_error(env, NULL, "wrong number of arguments");
+    return NULL;
+  }
+  void *job = NULL;
+  if (napi_get_value_external(env, argv[0], &job) != napi_ok) {
+    napi_throw_type_error(env, NULL, "expected a transfer handle");
+    return NULL;
+  }
+  return job;
+}
+
+static napi_value throw_errno(napi_env env, const char *what) {
+  char message[64];
+  snprintf(message, sizeof message, "%s failed: errno %d", what, errno);
+  napi_throw_error(env, NULL, message);
+  return NULL;
+}
+
+/* start(socketFd, fileFd, offset, length, callback) -> handle */
+static napi_value start(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5) {
+    napi_throw_type_error(env, NULL, "start(socketFd, fileFd, offset, length, callback)");
+    return NULL;
+  }
+  int32_t sock, file;
+  int64_t offset, length;
+  if (napi_get_value_int32(env, argv[0], &sock) != napi_ok || napi_get_value_int32(env, argv[1], &file) != napi_ok ||
+      napi_get_value_int64(env, argv[2], &offset) != napi_ok || napi_get_value_int64(env, argv[3], &length) != napi_ok ||
+      sock < 0 || file < 0 || offset < 0 || length < 0) {
+    napi_throw_type_error(env, NULL, "start(socketFd, fileFd, offset, length, callback): bad argument");
+    return NULL;
+  }
+  job_t *job = calloc(1, sizeof *job);
+  if (job == NULL) return throw_errno(env, "calloc");
+  job->sock = job->file = job->wake = -1;
+  job->offset = offset;
+  job->remaining = length;
+  atomic_store(&job->refs, 2);
+  job->sock = fcntl(sock, F_DUPFD_CLOEXEC, 0);
+  job->file = job->sock < 0 ? -1 : fcntl(file, F_DUPFD_CLOEXEC, 0);
+  job->wake = job->file < 0 ? -1 : eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (job->wake < 0) {
+    int saved = errno;
+    if (job->sock >= 0) close(job->sock);
+    if (job->file >= 0) close(job->file);
+    free(job);
+    errno = saved;
+    return throw_errno(env, "dup/eventfd");
+  }
+  napi_value name, handle = NULL;
+  napi_create_string_utf8(env, "moat-sendfile", NAPI_AUTO_LENGTH, &name);
+  pthread_attr_t attr;
+  pthread_t thread;
+  int failed = napi_create_threadsafe_function(env, argv[4], NULL, name, 0, 1, NULL, NULL, job, report, &job->done) != napi_ok;
+  if (!failed) failed = napi_create_external(env, job, finalize, NULL, &handle) != napi_ok;
+  if (!failed) {
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    failed = pthread_create(&thread, &attr, run, job);
+    pthread_attr_destroy(&attr);
+  }
+  if (failed) {
+    /* No thread: drop its reference by hand; the external, if made, frees the job when collected. */
+    close(job->sock);
+    close(job->file);
+    if (job->done != NULL) napi_release_threadsafe_function(job->done, napi_tsfn_abort);
+    job_unref(job);
+    if (handle == NULL) job_unref(job);
+    napi_throw_error(env, NULL, "could not start the sendfile thread");
+    return NULL;
+  }
+  return handle;
+}
+
+/* sent(handle) -> bytes sent so far */
+static napi_value sent(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result;
+  job_t *job = unwrap(env, info, 1, argv);
+  if (job == NULL) return NULL;
+  napi_create_int64(env, atomic_load(&job->sent), &result);
+  return result;
+}
+
+/* cancel(handle): the thread stops before its next sendfile call. */
+static napi_value cancel(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  job_t *job = unwrap(env, info, 1, argv);
+  if (job == NULL) return NULL;
+  atomic_store(&job->cancelled, 1);
+  uint64_t one = 1;
+  ssize_t ignored = write(job->wake, &one, sizeof one);
+  (void)ignored;
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"start", NULL, start, NULL, NULL, NULL, napi_default_method, NULL},
+      {"sent", NULL, sent, NULL, NULL, NULL, napi_default_method, NULL},
+      {"cancel", NULL, cancel, NULL, NULL, NULL, napi_default_method, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(moat_sendfile, init)

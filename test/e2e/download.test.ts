@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { writeFile } from 'node:fs/promises';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { sendfileJobs, sendfileStatus } from '../../src/storage/sendfile.js';
+import { ftpUrl, passivePort, RawClient, run } from '../helpers/clients.js';
+import { openFdsUnder } from '../helpers/fds.js';
+import { PASSWORD, startServer, type TestServer } from '../helpers/server.js';
+
+/**
+ * Downloads through the real server, with `transfer.sendfile` on (plain binary
+ * downloads go through the native sendfile helper, native/sendfile.c) and off
+ * (buffers): the same bytes, the same replies, and nothing left running or
+ * open when a client aborts, stalls or leaves.
+ */
+const BIG = 24 * 1024 * 1024 + 4321;
+const sha1 = (b: Buffer): string => createHash('sha1').update(b).digest('hex');
+
+test('the native sendfile helper is built and loads (npm install builds it on Linux)', { skip: process.platform !== 'linux' }, () => {
+  assert.deepEqual(sendfileStatus(), { available: true, reason: '' });
+});
+
+for (const sendfile of [true, false]) {
+  describe(`downloads with transfer.sendfile = ${sendfile}`, () => {
+    let t: TestServer;
+    const bytes = randomBytes(BIG);
+    before(async () => {
+      t = await startServer({ config: { transfer: { sendfile }, timeouts: { stalled_transfer: 1 } } });
+      await writeFile(join(t.root, 'big.bin'), bytes);
+    });
+    after(() => t.close());
+
+    async function loggedIn(): Promise<RawClient> {
+      const c = await RawClient.loggedIn(t.port);
+      assert.match(await c.cmd('TYPE I'), /^200 /);
+      return c;
+    }
+
+    async function dataConnection(c: RawClient): Promise<Socket> {
+      const port = passivePort(await c.cmd('EPSV'));
+      const data = connect({ port, host: '127.0.0.1' });
+      data.on('error', () => undefined);
+      await once(data, 'connect');
+      return data;
+    }
+
+    /** Nothing of the download may stay behind: no thread, no descriptor of the served folder. */
+    async function nothingLeft(): Promise<void> {
+      for (let i = 0; i < 100 && (sendfileJobs().running > 0 || (await openFdsUnder(t.root)) > 0); i++) await sleep(20);
+      assert.equal(sendfileJobs().running, 0, 'a sendfile thread still runs');
+      assert.equal(await openFdsUnder(t.root), 0, 'a descriptor into the served folder is still open');
+    }
+
+    test('RETR sends every byte, REST resumes exactly there, and the event counts the bytes', async () => {
+      const before = sendfileJobs().started;
+      const c = await loggedIn();
+      assert.equal(sha1(await c.fetch('RETR big.bin')), sha1(bytes));
+      assert.match(await c.cmd('REST 1234567'), /^350 /);
+      assert.equal(sha1(await c.fetch('RETR big.bin')), sha1(bytes.subarray(1234567)));
+      c.close();
+      const events = t.eventsNamed('download').filter((e) => e.path === '/big.bin').slice(-2);
+      assert.deepEqual(events.map((e) => [e.result, e.bytes]), [['ok', BIG], ['ok', BIG - 1234567]]);
+      // The path under test really was taken (or really was not).
+      assert.equal(sendfileJobs().started - before, sendfile && sendfileStatus().available ? 2 : 0);
+      await nothingLeft();
+    });
+
+    test('curl downloads the file intact, and TYPE A still converts', async () => {
+      const r = await run('curl', ['-sS', '--user', `alice:${PASSWORD}`, ftpUrl(t, '/big.bin')], { timeoutMs: 60_000 });
+      assert.equal(r.code, 0, r.stderr);
+      const c = await loggedIn();
+      await writeFile(join(t.root, 'lines.txt'), 'a\nb\n');
+      assert.match(await c.cmd('TYPE A'), /^200 /);
+      assert.equal((await c.fetch('RETR lines.txt')).toString(), 'a\r\nb\r\n');
+      c.close();
+      await nothingLeft();
+    });
+
+    test('ABOR while the client reads nothing: 426 then 226, and the send stops', async () => {
+      const c = await loggedIn();
+      const data = await dataConnection(c);
+      data.pause();
+      assert.match(await c.cmd('RETR big.bin'), /^150 /);
+      await sleep(200);
+      assert.match(await c.cmd('ABOR'), /^426 /);
+      assert.match(await c.reply(), /^226 /);
+      data.destroy();
+      assert.match(await c.cmd('NOOP'), /^200 /);
+      c.close();
+      const event = t.eventsNamed('download').at(-1)!;
+      assert.equal(event.result, 'aborted');
+      assert.ok(event.bytes > 0 && event.bytes < BIG, `bytes ${event.bytes}`);
+      await nothingLeft();
+    });
+
+    test('a client that stops reading is cut off by timeouts.stalled_transfer', async () => {
+      const c = await loggedIn();
+      const data = await dataConnection(c);
+      data.pause();
+      assert.match(await c.cmd('RETR big.bin'), /^150 /);
+      assert.match(await c.reply(5_000), /^426 Transfer timed out/);
+      data.destroy();
+      assert.match(await c.cmd('NOOP'), /^200 /);
+      c.close();
+      await nothingLeft();
+    });
+
+    test('a client that resets the data connection mid-download gets 426 and keeps its session', async () => {
+      const c = await loggedIn();
+      const data = await dataConnection(c);
+      let got = 0;
+      const gone = new Promise<void>((resolve) =>
+        data.on('data', (chunk: Buffer) => {
+          got += chunk.length;
+          if (got > 1024 * 1024) {
+            data.resetAndDestroy();
+            resolve();
+          }
+        }),
+      );
+      assert.match(await c.cmd('RETR big.bin'), /^150 /);
+      await gone;
+      assert.match(await c.reply(), /^426 /);
+      assert.equal(sha1(await c.fetch('RETR big.bin')), sha1(bytes));
+      c.close();
+      await nothingLeft();
+    });
+  });
+}
