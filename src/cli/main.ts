@@ -5,6 +5,7 @@ import { registerBanCommands } from './ban.js';
 import { registerCertCommands } from './cert.js';
 import { registerServeCommands, usersFileOf } from './serve.js';
 import { CliError, registerUserCommands } from './user.js';
+import { registerWhoCommand } from './who.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
   registerServeCommands(program);
   registerCertCommands(program);
   registerBanCommands(program);
+  registerWhoCommand(program);
   // Without --users the user commands use the default users file of the default config.
   let defaultUsersFile = '';
   registerUserCommands(program, { usersFile: () => defaultUsersFile });

@@ -9,6 +9,7 @@ import { weakerOptions } from '../config/weaker.js';
 import { bansFileOf } from '../guard/bans.js';
 import { dropPrivileges, prepareFor, rootDecision } from '../guard/privileges.js';
 import { attachLogger, createLogger } from '../observe/logger.js';
+import { controlSocketOf, openControlSocket } from '../server/control-socket.js';
 import { MoatServer } from '../server/server.js';
 import { sendfileStatus } from '../storage/sendfile.js';
 import { addServeOptions, flagsToConfig, type ServeFlags } from './serve-options.js';
@@ -130,9 +131,16 @@ async function serve(config: MoatConfig, zeroConfig = false): Promise<void> {
   lines.push(...tlsStartupLines(tls, config, implicit, first));
   process.stderr.write(lines.join('\n') + '\n');
   if (tls) watchTls(tls);
+  // After the privilege drop, so the socket belongs to the user the server runs as.
+  const controlPath = controlSocketOf(config.state_dir);
+  const control = await openControlSocket(controlPath, { who: () => ({ sessions: server.who() }) }).catch((error: Error) => {
+    log.warn({ event: 'control-socket', path: controlPath, error: error.message }, `moat who will not work: ${error.message}`);
+    return undefined;
+  });
 
   const stop = (signal: string) => {
     log.info({ event: 'shutdown', signal }, 'shutting down');
+    control?.close();
     void server.close().then(() => process.exit(0));
     setTimeout(() => process.exit(0), 5000).unref();
   };

@@ -16,6 +16,7 @@ import { localHomes } from '../storage/local.js';
 import type { ListenerInfo, ServerContext, StorageFactory } from './context.js';
 import type { DataSecurer } from '../session/data-setup.js';
 import { endSocket } from '../session/end-socket.js';
+import { summarize, type SessionSummary } from './who.js';
 
 export interface ServerParts {
   config: MoatConfig;
@@ -169,6 +170,12 @@ export class MoatServer {
   private sweepDeadlines(): void {
     const now = Date.now();
     for (const s of this.sessions) s.checkDeadlines(now);
+  }
+
+  /** Who is connected and what they are doing, oldest session first (`moat who`). */
+  who(): SessionSummary[] {
+    const now = Date.now();
+    return [...this.sessions].map((s) => summarize(s, now));
   }
 
   addresses(): string[] {

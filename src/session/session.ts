@@ -98,7 +98,8 @@ export class Session implements LineSink {
    * all on one coarse timer.
    */
   private loginDeadline = 0;
-  private idleDeadline = 0;
+  /** When the client last did something (a command, progress of a transfer): the idle clock, and `moat who`. */
+  lastActive = 0;
 
   constructor(
     readonly server: ServerContext,
@@ -311,9 +312,7 @@ export class Session implements LineSink {
   /** Restart the idle clock (commands, and progress of a transfer). */
   touch(): void {
     if (this.closed) return;
-    const idle = this.server.config.timeouts.idle;
-    // 0: never idle out (timeouts.idle documents it).
-    this.idleDeadline = idle > 0 ? Date.now() + idle * 1000 : Infinity;
+    this.lastActive = Date.now();
   }
 
   /**
@@ -332,8 +331,10 @@ export class Session implements LineSink {
   /** Fire the login or idle timeout whose deadline has passed; the server calls this about once a second. */
   checkDeadlines(now: number): void {
     if (this.closed) return;
+    const idle = this.server.config.timeouts.idle;
     if (this.loginDeadline && now >= this.loginDeadline) this.timeout('login');
-    else if (now >= this.idleDeadline) {
+    // 0: never idle out (timeouts.idle documents it).
+    else if (idle > 0 && now - this.lastActive >= idle * 1000) {
       // A session with a transfer running is not idle (the stall watchdog guards the transfer).
       if (this.transfer) this.touch();
       else this.timeout('idle');

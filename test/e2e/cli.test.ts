@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { connect, createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { run, type RunResult } from '../helpers/clients.js';
+import { passivePort, RawClient, run, type RunResult } from '../helpers/clients.js';
 
 /*
  * The real CLI, as an operator runs it: `node bin/moat.js ...` in a temp
@@ -277,5 +277,69 @@ describe('moat CLI: zero-config start', () => {
     assert.deepEqual(again.stdout.split(/\r?\n/).filter(Boolean), ['up.txt']);
     assert.deepEqual((await readdir(join(dir, 'ftp-data'))).sort(), ['up.txt']);
     assert.equal(await stop(second.child), 0);
+  });
+});
+
+describe('moat CLI: who', () => {
+  test('moat who lists the live sessions (user, address, transfer) through the 0600 control socket, and says when no server runs', async () => {
+    const dir = await tempDir();
+    const password = 'alice-secret-pw';
+    const add = await moat(['user', 'add', 'alice', '--password-stdin', '--users', './users', '--home', '.'], { cwd: dir, input: `${password}\n` });
+    assert.equal(add.code, 0, add.stderr);
+    await mkdir(join(dir, 'DIR'));
+    await writeFile(join(dir, 'DIR', 'big.bin'), Buffer.alloc(64 * 1024 * 1024));
+    const port = await freePort();
+    const s = await serve(['--listen', `127.0.0.1:${port}`, '--root', 'DIR', '--users', './users', '--pasv-ports', pasvRange()], dir);
+    const socketPath = join(dir, '.moat', 'moat.sock');
+    assert.equal((await stat(socketPath)).mode & 0o777, 0o600, 'only the server\'s own user may ask');
+
+    const empty = await moat(['who'], { cwd: dir });
+    assert.equal(empty.code, 0, empty.stderr);
+    assert.equal(empty.stdout, 'no sessions\n');
+
+    const anonymous = await RawClient.connect(port);
+    assert.match(await anonymous.reply(), /^220 /);
+    const alice = await RawClient.loggedIn(port, 'alice', password);
+    assert.match(await alice.cmd('TYPE I'), /^200 /);
+    const data = connect({ port: passivePort(await alice.cmd('EPSV')), host: '127.0.0.1' });
+    data.on('error', () => undefined);
+    data.pause();
+    await new Promise((r) => data.once('connect', r));
+    assert.match(await alice.cmd('RETR big.bin'), /^150 /);
+
+    const table = await moat(['who'], { cwd: dir });
+    assert.equal(table.code, 0, table.stderr);
+    const lines = table.stdout.trimEnd().split('\n');
+    assert.match(lines[0]!, /^SESSION\s+USER\s+FROM\s+TLS\s+FOR\s+IDLE\s+DOING$/);
+    assert.equal(lines.length, 3, table.stdout);
+    assert.match(table.stdout, /\n\S+\s+-\s+127\.0\.0\.1:\d+\s+no\s+\S+\s+\S+\s+logging in\n/);
+    assert.match(table.stdout, /\n\S+\s+alice\s+127\.0\.0\.1:\d+\s+no\s+\S+\s+\S+\s+RETR \/big\.bin \(/);
+
+    const json = await moat(['who', '--json'], { cwd: dir });
+    const sessions = JSON.parse(json.stdout) as Array<{ user?: string; ip: string; tls: boolean; transfer?: { command: string; path: string; bytes: number } }>;
+    assert.equal(sessions.length, 2);
+    const busy = sessions.find((x) => x.user === 'alice')!;
+    assert.deepEqual([busy.ip, busy.tls, busy.transfer?.command, busy.transfer?.path], ['127.0.0.1', false, 'RETR', '/big.bin']);
+    assert.ok(busy.transfer!.bytes > 0, 'bytes sent so far are shown');
+
+    // Anything but the known request gets an error, not a crash.
+    const odd = await new Promise<string>((resolve) => {
+      const c = createConnection(socketPath);
+      let got = '';
+      c.setEncoding('utf8');
+      c.on('data', (d: string) => (got += d));
+      c.on('close', () => resolve(got));
+      c.write('x'.repeat(100));
+    });
+    assert.deepEqual(JSON.parse(odd), { error: 'unknown request' });
+
+    data.destroy();
+    anonymous.close();
+    alice.close();
+    assert.equal(await stop(s.child), 0);
+    await assert.rejects(stat(socketPath), { code: 'ENOENT' }, 'the socket is removed on shutdown');
+    const gone = await moat(['who'], { cwd: dir });
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, /no running server/);
   });
 });
