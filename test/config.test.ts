@@ -67,7 +67,6 @@ test('weaker-than-default settings are each named for the start-up warning; the 
       'active.allow_foreign_hosts',
       'active.allow_low_ports',
       'anonymous.enabled',
-      'anonymous.allow_plaintext',
       'tls.control',
       'tls.data_session',
       'guard.failed_login_delay_ms',
@@ -76,6 +75,13 @@ test('weaker-than-default settings are each named for the start-up warning; the 
     ],
   );
   assert.deepEqual(weakerOptions(validateConfig({ tls: { cert: '/c.pem', key: '/k.pem', control: 'required', data: 'optional' } })).map((w) => w.key), ['tls.data']);
+  // Anonymous in clear is an exception only where logins otherwise need TLS.
+  const anonymous = { enabled: true, allow_plaintext: true };
+  const keys = (raw: Record<string, unknown>) => weakerOptions(validateConfig(raw)).map((w) => w.key);
+  assert.deepEqual(keys({ anonymous, tls: { cert: '/c.pem', key: '/k.pem' } }), ['anonymous.enabled', 'anonymous.allow_plaintext']);
+  assert.deepEqual(keys({ anonymous, tls: { generate_self_signed: true } }), ['anonymous.enabled', 'anonymous.allow_plaintext']);
+  assert.deepEqual(keys({ anonymous }), ['anonymous.enabled']);
+  assert.deepEqual(keys({ tls: { generate_self_signed: true, control: 'optional' } }), ['tls.control']);
 });
 
 test('timeouts: 0 turns off idle and stalled-transfer timeouts, and is refused where a wait must end', () => {

@@ -14,11 +14,15 @@ export interface WeakerOption {
 export function weakerOptions(c: MoatConfig): WeakerOption[] {
   const out: WeakerOption[] = [];
   const add = (key: string, detail: string): void => void out.push({ key, detail });
+  const hasCert = c.tls.cert !== '' || c.tls.generate_self_signed;
+  // Unset: required with a certificate (docs/configuration.md).
+  const control = c.tls.control ?? (hasCert ? 'required' : 'off');
   if (c.active.allow_foreign_hosts) add('active.allow_foreign_hosts', 'PORT/EPRT may point data connections at other hosts (FTP bounce)');
   if (c.active.allow_low_ports) add('active.allow_low_ports', 'PORT/EPRT may point data connections at ports below 1024');
   if (c.anonymous.enabled) add('anonymous.enabled', `anonymous logins are accepted (home "${c.anonymous.home}")`);
-  if (c.anonymous.enabled && c.anonymous.allow_plaintext) add('anonymous.allow_plaintext', 'anonymous logins are accepted without TLS');
-  if (c.tls.cert && c.tls.control !== undefined && c.tls.control !== 'required') {
+  // Only an exception where TLS is otherwise required: without that, every login may be in clear already.
+  if (c.anonymous.enabled && c.anonymous.allow_plaintext && control === 'required') add('anonymous.allow_plaintext', 'anonymous logins are accepted without TLS');
+  if (hasCert && control !== 'required') {
     add('tls.control', `"${c.tls.control}": logins without TLS are accepted although a certificate is configured`);
   }
   if (c.tls.data === 'optional' && c.tls.control === 'required') add('tls.data', '"optional": data connections may be unencrypted');
