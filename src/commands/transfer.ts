@@ -61,7 +61,7 @@ async function store(session: Session, path: VirtualPath, options: StoreOptions)
     throw e;
   });
   if (existing && existing.kind !== 'file') return reply(550, 'Not a regular file.');
-  const upload = await storage.write(path, { offset, append: options.append === true });
+  const upload = await storage.write(path, { offset, append: options.append === true, exclusive: options.unique === true });
   const maxSize = session.server.config.limits.max_upload_size;
   let committed = false;
   const name = basename(path);

@@ -234,7 +234,7 @@ export class LocalStorage implements Storage {
     }
     if (options.append) return this.#openInPlace(r.real, null, 'a');
     if (offset > 0) return this.#openInPlace(r.real, offset, 'r+');
-    return this.#openFresh(r.real);
+    return this.#openFresh(r.real, options.exclusive === true);
   }
 
   async mkdir(vpath: VirtualPath): Promise<void> {
@@ -453,15 +453,28 @@ export class LocalStorage implements Storage {
 
   // ---- uploads ----
 
-  /** Fresh STOR: bytes go to a hidden temp file beside the target, renamed over it on commit. */
-  async #openFresh(finalPath: string): Promise<Upload> {
+  /**
+   * Fresh STOR: bytes go to a hidden temp file beside the target, renamed over
+   * it on commit. Exclusive (STOU): linked to the name instead, which fails if
+   * anything is there, so a file created meanwhile is never replaced.
+   */
+  async #openFresh(finalPath: string, exclusive: boolean): Promise<Upload> {
     const temp = path.join(path.dirname(finalPath), `${TEMP_PREFIX}${randomBytes(8).toString('hex')}${TEMP_SUFFIX}`);
     const fh = await this.#fs(() => fs.open(temp, 'wx', 0o644));
     return new LocalUpload(fh, 0, {
       async commit() {
         await fh.sync();
         await fh.close();
-        await fs.rename(temp, finalPath);
+        if (!exclusive) return fs.rename(temp, finalPath);
+        try {
+          await fs.link(temp, finalPath);
+        } catch (error) {
+          // A filesystem without hard links (FAT, some FUSE): check, then rename, which leaves a short window.
+          if (!['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS'].includes((error as NodeJS.ErrnoException).code ?? '')) throw error;
+          if (await fs.lstat(finalPath).then(() => true, () => false)) throw fail('exists');
+          return fs.rename(temp, finalPath);
+        }
+        await fs.unlink(temp);
       },
       async discard() {
         await fs.unlink(temp).catch(() => undefined);

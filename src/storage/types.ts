@@ -53,6 +53,11 @@ export interface WriteOptions {
   offset?: number;
   /** Append to an existing file (APPE). */
   append?: boolean;
+  /**
+   * Never replace a file (STOU): if one appeared under the name since the
+   * upload began, commit fails with 'exists' and the upload is discarded.
+   */
+  exclusive?: boolean;
 }
 
 /**

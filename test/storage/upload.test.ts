@@ -67,6 +67,20 @@ describe('fresh STOR', () => {
     assert.equal(await fs.readFile(path.join(home, 'b.txt'), 'utf8'), 'new content');
   });
 
+  it('exclusive (STOU): commits under a free name, but never replaces a file that appeared meanwhile', async () => {
+    const free = await storage.write(v('u1.txt'), { exclusive: true });
+    await writeFlushed(free, 'mine');
+    await free.commit();
+    assert.equal(await fs.readFile(path.join(home, 'u1.txt'), 'utf8'), 'mine');
+
+    const late = await storage.write(v('u2.txt'), { exclusive: true });
+    await writeFlushed(late, 'mine');
+    await fs.writeFile(path.join(home, 'u2.txt'), 'someone else');
+    await rejectsWith(late.commit(), 'exists');
+    assert.equal(await fs.readFile(path.join(home, 'u2.txt'), 'utf8'), 'someone else');
+    assert.deepEqual(await tempFiles(), []);
+  });
+
   it('abort leaves neither the file nor the temp file', async () => {
     const upload = await storage.write(v('c.txt'));
     await writeFlushed(upload, 'doomed');
