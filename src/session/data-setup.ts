@@ -79,10 +79,6 @@ export class DataSetup {
       throw new FtpError(425, "Can't open data connection.", { cause: error, logReason: 'data connection failed' });
     }
     socket.resume();
-    if (s.protection === 'C' && s.server.dataTlsRequired?.(s)) {
-      socket.destroy();
-      this.refuseClear();
-    }
     if (s.protection === 'P') {
       if (!s.server.secureData) {
         socket.destroy();
@@ -93,9 +89,15 @@ export class DataSetup {
     return socket;
   }
 
-  /** tls.data = required and PROT C: no data connection in clear (RFC 4217 reply 521). */
-  private refuseClear(): void {
+  /**
+   * tls.data = required and PROT C: no data connection in clear (RFC 4217
+   * reply 521). Checked when PASV/PORT prepare one and again before a
+   * transfer's 150 (a client may switch to PROT C in between), so a refused
+   * data connection is never accepted; the prepared one is dropped.
+   */
+  refuseClear(): void {
     if (this.session.protection === 'C' && this.session.server.dataTlsRequired?.(this.session)) {
+      this.reset();
       throw new FtpError(521, 'Data connections must be encrypted: send PBSZ 0 and PROT P.', { logReason: 'PROT P required' });
     }
   }

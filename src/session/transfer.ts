@@ -40,6 +40,7 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
   let outcome: { result: TransferEvent['result']; reason?: string; reply: Reply };
 
   try {
+    session.data.refuseClear();
     session.send(reply(150, job.opening));
     data = await openWithAbort(session, controller.signal);
     // Held for the socket's whole life: between the steps of a transfer nobody else may be listening.

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { passivePort, RawClient } from '../helpers/clients.js';
 import { PASSWORD, startServer } from '../helpers/server.js';
@@ -125,7 +126,23 @@ describe('TLS policy and RFC 4217 commands', { concurrency: 1 }, () => {
       assert.match(await c.cmd('EPRT |1|127.0.0.1|50000|'), /^521 /);
       await c.cmd('PBSZ 0');
       await c.cmd('PROT P');
-      assert.match(await c.cmd('EPSV'), /^229 /);
+      const port = passivePort(await c.cmd('EPSV'));
+      // Back to clear after the passive port was opened: refused before the 150, and the port is
+      // closed, never accepting the clear connection.
+      assert.match(await c.cmd('PROT C'), /^200 /);
+      assert.match(await c.cmd('LIST'), /^521 .*PROT P/);
+      await assert.rejects(
+        new Promise<void>((resolve, reject) => {
+          const probe = connect({ port, host: '127.0.0.1' });
+          probe.once('connect', () => {
+            probe.destroy();
+            resolve();
+          });
+          probe.once('error', reject);
+        }),
+        { code: 'ECONNREFUSED' },
+      );
+      assert.match(await c.cmd('NOOP'), /^200/);
     } finally {
       c.close();
     }
