@@ -108,8 +108,7 @@ export const authCommands: CommandSpec[] = [
     syntax: 'ACCT <account>',
     help: 'Accepted for compatibility; accounts are not used.',
     arg: 'required',
-    handler(session) {
-      if (session.state !== 'ready') return reply(503, 'Login with USER and PASS first.');
+    handler() {
       return reply(202, 'ACCT not needed.');
     },
   },

@@ -21,13 +21,6 @@ export class TokenBucket {
     this.last = t;
   }
 
-  take(): boolean {
-    this.refill();
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
-  }
-
   /**
    * Take a token now or on credit: returns how many ms the caller must wait
    * before acting (0 when a token was there).

@@ -86,11 +86,6 @@ export function lsLineFormatter(now: Date): (info: FileInfo) => string {
   };
 }
 
-/** One `ls -l` line (see lsLineFormatter). */
-export function formatLsLine(info: FileInfo, now: Date): string {
-  return lsLineFormatter(now)(info);
-}
-
 /** YYYYMMDDHHMMSS in UTC, the MDTM reply and the RFC 3659 time-val. */
 export function formatMdtm(date: Date): string {
   return (

@@ -29,17 +29,17 @@ describe('guard building blocks', () => {
     assert.equal(canonicalIp('nope'), undefined);
   });
 
-  test('TokenBucket: a burst, then the refill rate', () => {
+  test('TokenBucket: a burst, then the refill rate; past it, the wait for the next token', () => {
     let now = 0;
     const b = new TokenBucket(10, 5, () => now);
-    for (let i = 0; i < 5; i++) assert.ok(b.take());
-    assert.ok(!b.take());
-    now += 100; // one token
-    assert.ok(b.take());
-    assert.ok(!b.take());
+    for (let i = 0; i < 5; i++) assert.equal(b.reserve(), 0);
+    assert.equal(b.reserve(), 100, 'one token per 100 ms, taken on credit');
+    now += 200; // pays the credit back, one token left
+    assert.equal(b.reserve(), 0);
+    assert.equal(b.reserve(), 100);
     now += 10_000; // refills to the burst, no more
-    for (let i = 0; i < 5; i++) assert.ok(b.take());
-    assert.ok(!b.take());
+    for (let i = 0; i < 5; i++) assert.equal(b.reserve(), 0);
+    assert.equal(b.reserve(), 100);
   });
 
   test('ScoreBoard: points expire with the window', () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
-  formatLsLine,
+  lsLineFormatter,
   formatMdtm,
   formatMlsxFacts,
   mlsxPerm,
@@ -25,44 +25,44 @@ function info(overrides: Partial<FileInfo>): FileInfo {
   };
 }
 
-describe('formatLsLine', () => {
+describe('lsLineFormatter', () => {
   it('recent directory, in the classic layout', () => {
-    const line = formatLsLine(info({ kind: 'dir', mode: 0o755, nlink: 2, size: 4096 }), now);
+    const line = lsLineFormatter(now)(info({ kind: 'dir', mode: 0o755, nlink: 2, size: 4096 }));
     assert.equal(line, 'drwxr-xr-x    2 ftp      ftp          4096 Nov 23 09:18 name');
   });
 
   it('old file shows the year', () => {
-    const line = formatLsLine(info({ size: 123, mtime: new Date('2019-03-05T10:00:00Z'), name: 'a b.txt' }), now);
+    const line = lsLineFormatter(now)(info({ size: 123, mtime: new Date('2019-03-05T10:00:00Z'), name: 'a b.txt' }));
     assert.equal(line, '-rw-r--r--    1 ftp      ftp           123 Mar  5  2019 a b.txt');
   });
 
   it('the future beyond one hour shows the year, within one hour the time', () => {
-    const soon = formatLsLine(info({ mtime: new Date('2024-11-30T12:30:00Z') }), now);
+    const soon = lsLineFormatter(now)(info({ mtime: new Date('2024-11-30T12:30:00Z') }));
     assert.match(soon, / Nov 30 12:30 name$/);
-    const later = formatLsLine(info({ mtime: new Date('2024-11-30T14:00:00Z') }), now);
+    const later = lsLineFormatter(now)(info({ mtime: new Date('2024-11-30T14:00:00Z') }));
     assert.match(later, / Nov 30  2024 name$/);
   });
 
   it('six months back is the boundary', () => {
-    assert.match(formatLsLine(info({ mtime: new Date('2024-06-15T00:00:00Z') }), now), /Jun 15 00:00/);
-    assert.match(formatLsLine(info({ mtime: new Date('2024-05-15T00:00:00Z') }), now), /May 15  2024/);
+    assert.match(lsLineFormatter(now)(info({ mtime: new Date('2024-06-15T00:00:00Z') })), /Jun 15 00:00/);
+    assert.match(lsLineFormatter(now)(info({ mtime: new Date('2024-05-15T00:00:00Z') })), /May 15  2024/);
   });
 
   it('links, wide sizes, odd modes', () => {
-    const line = formatLsLine(info({ kind: 'link', mode: 0o777, size: 5368709120, nlink: 12345 }), now);
+    const line = lsLineFormatter(now)(info({ kind: 'link', mode: 0o777, size: 5368709120, nlink: 12345 }));
     assert.equal(line, 'lrwxrwxrwx 12345 ftp      ftp      5368709120 Nov 23 09:18 name');
-    assert.match(formatLsLine(info({ mode: 0o7000 }), now), /^----------/);
+    assert.match(lsLineFormatter(now)(info({ mode: 0o7000 })), /^----------/);
   });
 
   it('masks control characters so a name cannot forge listing lines', () => {
-    const line = formatLsLine(info({ name: 'evil\r\n-rw-r--r-- fake' }), now);
+    const line = lsLineFormatter(now)(info({ name: 'evil\r\n-rw-r--r-- fake' }));
     assert.ok(!/[\r\n]/.test(line));
     assert.match(line, /evil\?\?-rw-r--r-- fake$/);
   });
 
   it('uses English UTC month names regardless of the local time zone', () => {
     // 23:30 UTC on Dec 31 is already Jan 1 in most time zones east of UTC.
-    const line = formatLsLine(info({ mtime: new Date('2023-12-31T23:30:00Z') }), new Date('2024-01-01T00:00:00Z'));
+    const line = lsLineFormatter(new Date('2024-01-01T00:00:00Z'))(info({ mtime: new Date('2023-12-31T23:30:00Z') }));
     assert.match(line, / Dec 31 23:30 name$/);
   });
 });
