@@ -69,8 +69,12 @@ function parse(text: string): Map<string, BanRecord> {
 export class BanStore {
   private records: Map<string, BanRecord>;
   private stamp: Stamp;
-  /** Changes made here and not yet written, oldest first. */
-  private edits: Array<(records: Map<string, BanRecord>) => void> = [];
+  /**
+   * Changes made here and not yet written: the latest per address (it alone
+   * decides that address's record), so the list stays as small as the table
+   * even while writes keep failing.
+   */
+  private readonly edits = new Map<string, (records: Map<string, BanRecord>) => void>();
 
   private constructor(
     readonly file: string,
@@ -117,14 +121,14 @@ export class BanStore {
       reason: reason.slice(0, 200),
     };
     this.records.set(key, record);
-    this.edits.push((records) => records.set(key, record));
+    this.edit(key, (records) => records.set(key, record));
     return record;
   }
 
   remove(ip: string): boolean {
     const key = canonicalIp(ip);
     if (!key) return false;
-    this.edits.push((records) => records.delete(key));
+    this.edit(key, (records) => records.delete(key));
     return this.records.delete(key);
   }
 
@@ -135,7 +139,7 @@ export class BanStore {
       if (Date.parse(r.until) + keepMs < now) {
         this.records.delete(ip);
         // Only the record that expired: a newer ban of the address by the other writer stays.
-        this.edits.push((records) => records.get(ip)?.until === r.until && records.delete(ip));
+        this.edit(ip, (records) => records.get(ip)?.until === r.until && records.delete(ip));
         changed = true;
       }
     }
@@ -152,7 +156,7 @@ export class BanStore {
     const dir = dirname(this.file);
     await mkdir(dir, { recursive: true });
     await this.reloadIfChanged().catch(onUnreadable);
-    const written = this.edits.length;
+    const written = [...this.edits];
     const body: BanFile = { version: 1, bans: this.list(0, true) };
     const temp = join(dir, `.bans.json.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
     const handle = await open(temp, 'wx', 0o644);
@@ -173,7 +177,13 @@ export class BanStore {
       throw error;
     }
     this.stamp = await stampOf(this.file);
-    this.edits.splice(0, written);
+    // Edits made while this write was in flight stay for the next one.
+    for (const [ip, edit] of written) if (this.edits.get(ip) === edit) this.edits.delete(ip);
+  }
+
+  private edit(ip: string, change: (records: Map<string, BanRecord>) => void): void {
+    this.edits.delete(ip);
+    this.edits.set(ip, change);
   }
 
   /**
@@ -188,7 +198,7 @@ export class BanStore {
     if (sameStamp(now, this.stamp)) return null;
     this.stamp = now;
     const next = now ? parse(await readFile(this.file, 'utf8')) : new Map<string, BanRecord>();
-    for (const edit of this.edits) edit(next);
+    for (const edit of this.edits.values()) edit(next);
     const previous = this.records;
     this.records = next;
     return previous;

@@ -142,6 +142,28 @@ describe('guard building blocks', () => {
     }
   });
 
+  test('BanStore: while writes fail, unwritten edits stay one per address; the next good write has the last state', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'moat-bans-'));
+    try {
+      const folder = join(dir, 'state');
+      const store = await BanStore.open(join(folder, 'bans.json'));
+      await writeFile(folder, 'a file where the folder should be');
+      for (let i = 0; i < 500; i++) {
+        store.ban('10.0.0.9', 60, `round ${i}`);
+        store.remove('10.0.0.9');
+        store.ban('10.0.0.10', 60, `round ${i}`);
+        await assert.rejects(store.save());
+      }
+      assert.equal((store as unknown as { edits: Map<string, unknown> }).edits.size, 2);
+      await rm(folder);
+      await store.save();
+      const written = JSON.parse(await readFile(join(folder, 'bans.json'), 'utf8')) as { bans: Array<{ ip: string; reason: string }> };
+      assert.deepEqual(written.bans.map((r) => [r.ip, r.reason]), [['10.0.0.10', 'round 499']]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('root rule: drop with run_as, stay on loopback or allow_root, refuse otherwise', () => {
     const cfg = (extra: Record<string, unknown>) => validateConfig({ root: '/tmp/x', ...extra });
     assert.deepEqual(rootDecision(cfg({}), 1000), { action: 'none' });
