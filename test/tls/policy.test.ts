@@ -92,6 +92,30 @@ describe('TLS policy and RFC 4217 commands', { concurrency: 1 }, () => {
     }
   });
 
+  test('a user store whose lookup fails: the server policy decides at USER, and the failure is logged', async () => {
+    for (const control of ['required', 'optional'] as const) {
+      const t3 = await startTlsServer({ implicit: false, config: { tls: { control } } });
+      try {
+        t3.users.lookup = async () => {
+          throw new Error('user database down');
+        };
+        const c = await RawClient.connect(t3.port);
+        await c.reply();
+        if (control === 'required') assert.match(await c.cmd('USER alice'), TLS_REQUIRED);
+        else {
+          assert.match(await c.cmd('USER alice'), /^331/);
+          assert.match(await c.cmd(`PASS ${PASSWORD}`), /^230/);
+        }
+        const errors = t3.eventsNamed('server-error');
+        assert.deepEqual(errors.map((e) => [e.where, (e.error as Error).message]), [['users.lookup (TLS login gate)', 'user database down']]);
+        assert.match(await c.cmd('NOOP'), /^200/);
+        c.close();
+      } finally {
+        await t3.close();
+      }
+    }
+  });
+
   test('PBSZ and PROT: order, levels, and CCC refused', async () => {
     const raw = await RawClient.connect(t.port);
     await raw.reply();
