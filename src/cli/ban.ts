@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { ConfigError, loadConfig } from '../config/load.js';
 import { BanStore, bansFileOf, type BanRecord } from '../guard/bans.js';
 import { canonicalIp } from '../guard/networks.js';
+import { stateDirOf } from './state-dir.js';
 import { CliError } from './user.js';
 
 interface BanFlags {
@@ -11,13 +11,7 @@ interface BanFlags {
 
 /** The ban table of the configured state folder; a running server picks changes up within a second. */
 async function store(flags: BanFlags): Promise<BanStore> {
-  let stateDir: string;
-  try {
-    stateDir = (await loadConfig(flags.config, { state_dir: flags.stateDir })).state_dir;
-  } catch (error) {
-    if (error instanceof ConfigError) throw new CliError(`invalid configuration:\n  ${error.problems.join('\n  ')}`);
-    throw error;
-  }
+  const stateDir = await stateDirOf(flags);
   try {
     return await BanStore.open(bansFileOf(stateDir));
   } catch (error) {

@@ -1,8 +1,8 @@
 import { createConnection } from 'node:net';
 import type { Command } from 'commander';
-import { ConfigError, loadConfig } from '../config/load.js';
 import { controlSocketOf } from '../server/control-socket.js';
 import type { SessionSummary } from '../server/who.js';
+import { stateDirOf } from './state-dir.js';
 import { CliError } from './user.js';
 
 interface WhoFlags {
@@ -85,14 +85,7 @@ export function registerWhoCommand(program: Command): void {
     .option('--state-dir <dir>', 'state folder of the running server (default: from the configuration, ./.moat)')
     .option('--json', 'print JSON')
     .action(async (flags: WhoFlags) => {
-      let stateDir: string;
-      try {
-        stateDir = (await loadConfig(flags.config, { state_dir: flags.stateDir })).state_dir;
-      } catch (error) {
-        if (error instanceof ConfigError) throw new CliError(`invalid configuration:\n  ${error.problems.join('\n  ')}`);
-        throw error;
-      }
-      const path = controlSocketOf(stateDir);
+      const path = controlSocketOf(await stateDirOf(flags));
       let answer: { sessions?: SessionSummary[]; error?: string };
       try {
         answer = (await ask(path, 'who')) as typeof answer;

@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sendfileJobs, sendfileStatus } from '../../src/storage/sendfile.js';
-import { ftpUrl, passivePort, RawClient, run } from '../helpers/clients.js';
+import { binaryClient, epsvConnection, ftpUrl, run, type RawClient } from '../helpers/clients.js';
 import { openFdsUnder } from '../helpers/fds.js';
 import { PASSWORD, startServer, type TestServer } from '../helpers/server.js';
 
@@ -34,19 +33,7 @@ for (const sendfile of [true, false]) {
     });
     after(() => t.close());
 
-    async function loggedIn(): Promise<RawClient> {
-      const c = await RawClient.loggedIn(t.port);
-      assert.match(await c.cmd('TYPE I'), /^200 /);
-      return c;
-    }
 
-    async function dataConnection(c: RawClient): Promise<Socket> {
-      const port = passivePort(await c.cmd('EPSV'));
-      const data = connect({ port, host: '127.0.0.1' });
-      data.on('error', () => undefined);
-      await once(data, 'connect');
-      return data;
-    }
 
     /** Nothing of the download may stay behind: no thread, no descriptor of the served folder. */
     async function nothingLeft(): Promise<void> {
@@ -57,7 +44,7 @@ for (const sendfile of [true, false]) {
 
     test('RETR sends every byte, REST resumes exactly there, and the event counts the bytes', async () => {
       const before = sendfileJobs().started;
-      const c = await loggedIn();
+      const c = await binaryClient(t.port);
       assert.equal(sha1(await c.fetch('RETR big.bin')), sha1(bytes));
       assert.match(await c.cmd('REST 1234567'), /^350 /);
       assert.equal(sha1(await c.fetch('RETR big.bin')), sha1(bytes.subarray(1234567)));
@@ -72,7 +59,7 @@ for (const sendfile of [true, false]) {
     test('curl downloads the file intact, and TYPE A still converts', async () => {
       const r = await run('curl', ['-sS', '--user', `alice:${PASSWORD}`, ftpUrl(t, '/big.bin')], { timeoutMs: 60_000 });
       assert.equal(r.code, 0, r.stderr);
-      const c = await loggedIn();
+      const c = await binaryClient(t.port);
       await writeFile(join(t.root, 'lines.txt'), 'a\nb\n');
       assert.match(await c.cmd('TYPE A'), /^200 /);
       assert.equal((await c.fetch('RETR lines.txt')).toString(), 'a\r\nb\r\n');
@@ -80,11 +67,17 @@ for (const sendfile of [true, false]) {
       await nothingLeft();
     });
 
-    test('ABOR while the client reads nothing: 426 then 226, and the send stops', async () => {
-      const c = await loggedIn();
-      const data = await dataConnection(c);
+    /** A download the client reads nothing of: the server's send fills the socket and waits. */
+    async function unreadDownload(): Promise<{ c: RawClient; data: Socket }> {
+      const c = await binaryClient(t.port);
+      const data = await epsvConnection(c);
       data.pause();
       assert.match(await c.cmd('RETR big.bin'), /^150 /);
+      return { c, data };
+    }
+
+    test('ABOR while the client reads nothing: 426 then 226, and the send stops', async () => {
+      const { c, data } = await unreadDownload();
       await sleep(200);
       assert.match(await c.cmd('ABOR'), /^426 /);
       assert.match(await c.reply(), /^226 /);
@@ -98,10 +91,7 @@ for (const sendfile of [true, false]) {
     });
 
     test('a client that stops reading is cut off by timeouts.stalled_transfer', async () => {
-      const c = await loggedIn();
-      const data = await dataConnection(c);
-      data.pause();
-      assert.match(await c.cmd('RETR big.bin'), /^150 /);
+      const { c, data } = await unreadDownload();
       assert.match(await c.reply(5_000), /^426 Transfer timed out/);
       data.destroy();
       assert.match(await c.cmd('NOOP'), /^200 /);
@@ -110,8 +100,8 @@ for (const sendfile of [true, false]) {
     });
 
     test('a client that resets the data connection mid-download gets 426 and keeps its session', async () => {
-      const c = await loggedIn();
-      const data = await dataConnection(c);
+      const c = await binaryClient(t.port);
+      const data = await epsvConnection(c);
       let got = 0;
       const gone = new Promise<void>((resolve) =>
         data.on('data', (chunk: Buffer) => {

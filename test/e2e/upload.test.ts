@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { passivePort, RawClient, sendInPieces } from '../helpers/clients.js';
+import { binaryClient, epsvConnection, sendInPieces } from '../helpers/clients.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 /**
@@ -20,33 +18,19 @@ describe('uploads over plain data connections', () => {
   });
   after(() => t.close());
 
-  async function loggedIn(): Promise<RawClient> {
-    const c = await RawClient.connect(t.port);
-    assert.match(await c.reply(), /^220 /);
-    await c.login();
-    assert.match(await c.cmd('TYPE I'), /^200 /);
-    return c;
-  }
 
-  async function dataConnection(c: RawClient): Promise<Socket> {
-    const port = passivePort(await c.cmd('EPSV'));
-    const data = connect({ port, host: '127.0.0.1' });
-    data.on('error', () => undefined);
-    await once(data, 'connect');
-    return data;
-  }
 
   const sha1 = (b: Buffer): string => createHash('sha1').update(b).digest('hex');
 
   test('a 3 MiB upload in uneven pieces arrives byte for byte, and REST resumes it in place', async () => {
-    const c = await loggedIn();
+    const c = await binaryClient(t.port);
     const bytes = randomBytes(3 * 1024 * 1024 + 17);
-    let data = await dataConnection(c);
+    let data = await epsvConnection(c);
     assert.match(await c.cmd('STOR exact.bin'), /^150 /);
     await sendInPieces(data, bytes.subarray(0, 1_000_000));
     assert.match(await c.reply(), /^226 /);
     assert.match(await c.cmd('REST 1000000'), /^350 /);
-    data = await dataConnection(c);
+    data = await epsvConnection(c);
     assert.match(await c.cmd('STOR exact.bin'), /^150 /);
     await sendInPieces(data, bytes.subarray(1_000_000));
     assert.match(await c.reply(), /^226 /);
@@ -57,8 +41,8 @@ describe('uploads over plain data connections', () => {
   });
 
   test('an upload over limits.max_upload_size is refused with 552 mid-stream and leaves no file', async () => {
-    const c = await loggedIn();
-    const data = await dataConnection(c);
+    const c = await binaryClient(t.port);
+    const data = await epsvConnection(c);
     assert.match(await c.cmd('STOR big.bin'), /^150 /);
     void sendInPieces(data, randomBytes(6 * 1024 * 1024)).catch(() => undefined);
     assert.match(await c.reply(), /^552 /);
@@ -69,9 +53,9 @@ describe('uploads over plain data connections', () => {
   });
 
   test('APPE past limits.max_upload_size: 552, the appended part kept, and the chunk that crossed the limit never reaches the file', async () => {
-    const c = await loggedIn();
+    const c = await binaryClient(t.port);
     await writeFile(join(t.root, 'grow.bin'), Buffer.alloc(1024 * 1024, 1));
-    const data = await dataConnection(c);
+    const data = await epsvConnection(c);
     assert.match(await c.cmd('APPE grow.bin'), /^150 /);
     void sendInPieces(data, randomBytes(8 * 1024 * 1024)).catch(() => undefined);
     assert.match(await c.reply(), /^552 /);
@@ -83,8 +67,8 @@ describe('uploads over plain data connections', () => {
   });
 
   test('ABOR while the client is still sending: 426 then 226, the partial upload discarded', async () => {
-    const c = await loggedIn();
-    const data = await dataConnection(c);
+    const c = await binaryClient(t.port);
+    const data = await epsvConnection(c);
     assert.match(await c.cmd('STOR partial.bin'), /^150 /);
     data.write(randomBytes(512 * 1024));
     // The transfer is running (STAT shows it); abort with the data connection still open.
@@ -100,9 +84,9 @@ describe('uploads over plain data connections', () => {
   });
 
   test('a client that vanishes mid-upload: 426, nothing left behind, other sessions unaffected', async () => {
-    const c = await loggedIn();
-    const other = await loggedIn();
-    const data = await dataConnection(c);
+    const c = await binaryClient(t.port);
+    const other = await binaryClient(t.port);
+    const data = await epsvConnection(c);
     assert.match(await c.cmd('STOR vanished.bin'), /^150 /);
     data.write(randomBytes(300_000));
     await new Promise((r) => setTimeout(r, 30));

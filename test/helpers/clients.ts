@@ -174,6 +174,25 @@ function takeReply(buf: string): string | undefined {
   }
 }
 
+/** Logged in as alice with TYPE I: ready for binary transfers. */
+export async function binaryClient(port: number): Promise<RawClient> {
+  const c = await RawClient.loggedIn(port);
+  const r = await c.cmd('TYPE I');
+  if (!r.startsWith('200')) throw new Error(`TYPE I: ${r}`);
+  return c;
+}
+
+/** EPSV, then a connection to the port it names; later errors are ignored (tests cut these short). */
+export async function epsvConnection(c: RawClient): Promise<Socket> {
+  const data = connect({ port: passivePort(await c.cmd('EPSV')), host: '127.0.0.1' });
+  data.on('error', () => undefined);
+  await new Promise<void>((resolve, reject) => {
+    data.once('connect', resolve);
+    data.once('error', reject);
+  });
+  return data;
+}
+
 /** Parse "227 Entering Passive Mode (h,h,h,h,p,p)" or "229 ... (|||port|)". */
 export function passivePort(reply: string): number {
   const epsv = /\(\|\|\|(\d+)\|\)/.exec(reply);
