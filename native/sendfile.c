@@ -10,8 +10,7 @@
  * through an eventfd, so it never outlives the transfer by more than one
  * sendfile call. The socket stays non-blocking; the thread polls it.
  */
-#define NAPI_VERSION 8
-#include <node_api.h>
+#include "moat.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +18,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <sys/sendfile.h>
@@ -72,8 +70,10 @@ static void *run(void *arg) {
   }
   close(job->sock);
   close(job->file);
-  napi_call_threadsafe_function(job->done, NULL, napi_tsfn_blocking);
-  napi_release_threadsafe_function(job->done, napi_tsfn_release);
+  /* The report may free job before the call below returns: only the local copy is used after it. */
+  napi_threadsafe_function done = job->done;
+  napi_call_threadsafe_function(done, NULL, napi_tsfn_blocking);
+  napi_release_threadsafe_function(done, napi_tsfn_release);
   return NULL;
 }
 
@@ -111,13 +111,6 @@ static job_t *unwrap(napi_env env, napi_callback_info info, size_t want, napi_va
   return job;
 }
 
-static napi_value throw_errno(napi_env env, const char *what) {
-  char message[64];
-  snprintf(message, sizeof message, "%s failed: errno %d", what, errno);
-  napi_throw_error(env, NULL, message);
-  return NULL;
-}
-
 /* start(socketFd, fileFd, offset, length, callback) -> handle */
 static napi_value start(napi_env env, napi_callback_info info) {
   size_t argc = 5;
@@ -135,7 +128,7 @@ static napi_value start(napi_env env, napi_callback_info info) {
     return NULL;
   }
   job_t *job = calloc(1, sizeof *job);
-  if (job == NULL) return throw_errno(env, "calloc");
+  if (job == NULL) return throw_errno(env, "calloc", errno);
   job->sock = job->file = job->wake = -1;
   job->offset = offset;
   job->remaining = length;
@@ -148,8 +141,7 @@ static napi_value start(napi_env env, napi_callback_info info) {
     if (job->sock >= 0) close(job->sock);
     if (job->file >= 0) close(job->file);
     free(job);
-    errno = saved;
-    return throw_errno(env, "dup/eventfd");
+    return throw_errno(env, "dup/eventfd", saved);
   }
   napi_value name, handle = NULL;
   napi_create_string_utf8(env, "moat-sendfile", NAPI_AUTO_LENGTH, &name);
@@ -198,14 +190,11 @@ static napi_value cancel(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static napi_value init(napi_env env, napi_value exports) {
+void register_sendfile(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"start", NULL, start, NULL, NULL, NULL, napi_default_method, NULL},
       {"sent", NULL, sent, NULL, NULL, NULL, napi_default_method, NULL},
       {"cancel", NULL, cancel, NULL, NULL, NULL, napi_default_method, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
-  return exports;
 }
-
-NAPI_MODULE(moat_sendfile, init)

@@ -37,7 +37,7 @@ export { hashPassword, verifyPassword } from './auth/password.js';
 export type { Storage, Download, DirectSource, ChunkReleasingSink, FileInfo, FileKind, Upload, WriteOptions, VirtualPath, StorageErrorKind } from './storage/types.js';
 export { StorageError } from './storage/types.js';
 export { LocalStorage, type LocalStorageOptions } from './storage/local.js';
-export { sendfileStatus } from './storage/sendfile.js';
+export { nativeStatus } from './storage/native.js';
 export { ConfigError, validateConfig, loadConfig } from './config/load.js';
 export type { MoatConfig } from './config/schema.js';
 export { weakerOptions, type WeakerOption } from './config/weaker.js';

@@ -43,9 +43,9 @@ export const moat: Driver = {
       tls = true;
     } else if (hasTls) tls = '`moat serve` has --tls-cert but no --tls optional: plain logins would be refused';
     // What `npm install` built decides the download path; say which one was measured.
-    const sendfile = existsSync(path.join(PROJECT_DIR, 'native', 'build', 'sendfile.node'))
-      ? 'sendfile(2) for plain downloads (native helper)'
-      : 'no native sendfile helper (run npm install): downloads through buffers';
+    const sendfile = existsSync(path.join(PROJECT_DIR, 'native', 'build', 'moat.node'))
+      ? 'native helper: sendfile(2) for plain downloads, threaded listings'
+      : 'no native helper (run npm install): downloads and listings on the JavaScript paths';
     let version = '?';
     try {
       version = (JSON.parse(readFileSync(path.join(PROJECT_DIR, 'package.json'), 'utf8')) as { version: string }).version;

@@ -11,7 +11,7 @@ import { dropPrivileges, prepareFor, rootDecision } from '../guard/privileges.js
 import { attachLogger, createLogger } from '../observe/logger.js';
 import { controlSocketOf, openControlSocket } from '../server/control-socket.js';
 import { MoatServer } from '../server/server.js';
-import { sendfileStatus } from '../storage/sendfile.js';
+import { nativeStatus } from '../storage/native.js';
 import { addServeOptions, flagsToConfig, type ServeFlags } from './serve-options.js';
 import { isZeroConfigStart, prepareTls, tlsStartupLines, tryCommand, watchTls } from './serve-tls.js';
 import { CliError } from './user.js';
@@ -94,11 +94,9 @@ async function serve(config: MoatConfig, zeroConfig = false): Promise<void> {
   for (const { key, detail } of weakerOptions(config)) {
     log.warn({ event: 'weaker-option', key, security: true }, `${key}: ${detail}`);
   }
-  if (config.transfer.sendfile) {
-    const { available, reason } = sendfileStatus();
-    if (available) log.info({ event: 'sendfile', sendfile: true }, 'plain downloads use sendfile(2)');
-    else log.warn({ event: 'sendfile', sendfile: false, reason }, `plain downloads use buffers: ${reason}`);
-  }
+  const native = nativeStatus();
+  if (native.available) log.info({ event: 'native-helper', available: true, sendfile: config.transfer.sendfile }, 'native helper loaded (sendfile downloads, threaded listings)');
+  else log.warn({ event: 'native-helper', available: false, reason: native.reason }, `downloads and listings take the JavaScript paths: ${native.reason}`);
   const addresses = await server.listen();
   const implicit = tls ? await tls.attach(server) : [];
   // Listeners are bound: give up root now, synchronously, before the event loop runs any client's command.

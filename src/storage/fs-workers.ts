@@ -36,7 +36,7 @@ const SLOT_BYTES = 256 * 1024;
 /** Entries per lstat job: ~4 ms of syscalls here, so other jobs never wait long behind a listing. */
 const LSTAT_BATCH = 2048;
 const SLOTS = 64;
-const KINDS = ['file', 'dir', 'link', 'other'] as const;
+export const KINDS = ['file', 'dir', 'link', 'other'] as const;
 
 /*
  * The worker's source, plain CommonJS: a worker cannot load this project's
@@ -130,7 +130,10 @@ function lstatMany({ id, prefix, names }) {
       const type = Number(raw[1]) & S_IFMT;
       nums[at] = type === S_IFREG ? 0 : type === S_IFDIR ? 1 : type === S_IFLNK ? 2 : 3;
       nums[at + 1] = Number(raw[8]);
-      nums[at + 2] = Number(raw[12]) * 1000 + Math.floor(Number(raw[13]) / 1e6);
+      // Whole ms truncated toward zero, as lstat's mtimeMs and Date have them (before 1970 too).
+      const ns = Number(raw[13]);
+      const ms = Number(raw[12]) * 1000 + Math.floor(ns / 1e6);
+      nums[at + 2] = ms < 0 && ns % 1e6 !== 0 ? ms + 1 : ms;
       nums[at + 3] = Number(raw[1]);
       nums[at + 4] = Number(raw[2]);
       ids[i * 2] = BigInt.asUintN(64, raw[0]);

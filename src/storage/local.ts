@@ -17,7 +17,8 @@ import {
 } from './types.js';
 import { errno, fail, toStorageError } from './errors.js';
 import { BufferSource, FileSource } from './file-source.js';
-import { fsWorkers, type LstatResult, type SmallRead } from './fs-workers.js';
+import { fsWorkers, KINDS, type LstatResult, type SmallRead } from './fs-workers.js';
+import { nativeList } from './native-list.js';
 import { segments } from './vpath.js';
 
 /*
@@ -78,14 +79,20 @@ function toInfo(name: string, st: BigIntStats, kind: FileKind = kindOf(st)): Fil
 
 /** Same as toInfo, from an fs worker's lstat. */
 function packedInfo(name: string, st: LstatResult): FileInfo {
+  return fileInfo(name, st.kind, st.size, st.mtimeMs, st.mode, st.nlink, `${st.dev.toString(16)}-${st.ino.toString(16)}`);
+}
+
+/** A listing entry from its lstat fields (both listing paths). */
+function fileInfo(name: string, kind: FileKind, size: number, mtimeMs: number, mode: number, nlink: number, unique: string): FileInfo {
   return {
     name,
-    kind: st.kind,
-    size: st.kind === 'link' ? 0 : st.size,
-    mtime: new Date(st.mtimeMs),
-    mode: st.mode & 0o777,
-    unique: `${st.dev.toString(16)}-${st.ino.toString(16)}`,
-    nlink: st.nlink,
+    kind,
+    // An outside link's lstat size is the length of its target string: a small leak, so it is hidden.
+    size: kind === 'link' ? 0 : size,
+    mtime: new Date(mtimeMs),
+    mode: mode & 0o777,
+    unique,
+    nlink,
   };
 }
 
@@ -174,17 +181,9 @@ export class LocalStorage implements Storage {
   async list(vpath: VirtualPath, options: { limit?: number } = {}): Promise<FileInfo[]> {
     const r = await this.#existing(vpath);
     const realHome = await this.#realHomePath();
-    const names = await this.#readNames(r.real, options.limit ?? Infinity);
-    names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    const stats = await this.#fs(() => fsWorkers.lstat(r.real, names));
-    const out: FileInfo[] = [];
+    const out = await this.#entries(r.real, options.limit ?? Infinity);
     const links: number[] = [];
-    for (let i = 0; i < names.length; i++) {
-      const st = stats[i];
-      if (!st) continue; // removed since readdir
-      if (st.kind === 'link') links.push(out.length);
-      out.push(packedInfo(names[i]!, st));
-    }
+    for (let i = 0; i < out.length; i++) if (out[i]!.kind === 'link') links.push(i);
     // Only links need the jail check: anything else is a child of a folder already proved inside.
     for (let i = 0; i < links.length; i += LIST_CONCURRENCY) {
       await Promise.all(
@@ -426,9 +425,33 @@ export class LocalStorage implements Storage {
     return r;
   }
 
-  /** Names in a folder, up to `limit`, without upload temp files: memory is bounded by the limit. */
-  async #readNames(dirReal: string, limit: number): Promise<string[]> {
-    return this.#fs(() => fsWorkers.readNames(dirReal, limit, { prefix: TEMP_PREFIX, suffix: TEMP_SUFFIX }));
+  /**
+   * A folder's entries (links as themselves), sorted by name, up to `limit`,
+   * without upload temp files: memory is bounded by the limit. Natively when
+   * the helper is there (one job on two threads), else through the fs workers.
+   */
+  async #entries(dirReal: string, limit: number): Promise<FileInfo[]> {
+    const hidden = { prefix: TEMP_PREFIX, suffix: TEMP_SUFFIX };
+    const native = nativeList(dirReal, limit, hidden);
+    const out: FileInfo[] = [];
+    if (native) {
+      const { names, nums, uniques } = await this.#fs(() => native);
+      for (let i = 0; i < names.length; i++) {
+        const at = i * 5;
+        const kind = nums[at]!;
+        if (kind < 0) continue; // removed since readdir
+        out.push(fileInfo(names[i]!, KINDS[kind]!, nums[at + 1]!, nums[at + 2]!, nums[at + 3]!, nums[at + 4]!, uniques[i]!));
+      }
+      return out;
+    }
+    const names = await this.#fs(() => fsWorkers.readNames(dirReal, limit, hidden));
+    names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const stats = await this.#fs(() => fsWorkers.lstat(dirReal, names));
+    for (let i = 0; i < names.length; i++) {
+      const st = stats[i];
+      if (st) out.push(packedInfo(names[i]!, st)); // else removed since readdir
+    }
+    return out;
   }
 
   /** A link in a listing: what it points to when that is inside the home, else the link itself. */

@@ -1,51 +1,16 @@
-import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import { getSystemErrorName } from 'node:util';
 import { PrematureClose } from '../data/copy.js';
+import { nativeHelper } from './native.js';
 
-/** The native helper's surface (native/sendfile.c). */
-interface NativeSendfile {
-  start(socketFd: number, fileFd: number, offset: number, length: number, done: (errno: number, sent: number) => void): object;
-  sent(handle: object): number;
-  cancel(handle: object): void;
-}
-
-/** Where `npm install` builds the helper (scripts/build-native.mjs), from src/ and dist/ alike. */
-const HELPER = '../../native/build/sendfile.node';
 /** Threads a process runs at once; past that, downloads take the buffered path. */
 const MAX_JOBS = 64;
 /** How often a running send reports progress (the stall watchdog counts in seconds). */
 const PROGRESS_MS = 250;
 
-let helper: NativeSendfile | null | undefined;
-let unavailable = '';
 let jobs = 0;
 let started = 0;
-
-/**
- * The native sendfile helper, loaded once; null where it is not built (no
- * compiler at install time, not Linux), with the reason in `sendfileStatus()`.
- */
-function load(): NativeSendfile | null {
-  if (helper !== undefined) return helper;
-  helper = null;
-  if (process.platform !== 'linux') unavailable = 'sendfile(2) is used on Linux only';
-  else {
-    try {
-      helper = createRequire(import.meta.url)(HELPER) as NativeSendfile;
-    } catch (error) {
-      unavailable = `native helper not built (${(error as Error).message.split('\n')[0]}); run npm install with a C compiler`;
-    }
-  }
-  return helper;
-}
-
-/** Whether downloads can use sendfile(2) in this process, and why not. */
-export function sendfileStatus(): { available: boolean; reason: string } {
-  const available = load() !== null;
-  return { available, reason: available ? '' : unavailable };
-}
 
 /** Sends running now and started since the process began (for tests and diagnostics). */
 export function sendfileJobs(): { running: number; started: number } {
@@ -77,7 +42,7 @@ export function sendfile(
   signal: AbortSignal,
   progress: (bytes: number) => void,
 ): Promise<number> | undefined {
-  const native = load();
+  const native = nativeHelper();
   const socketFd = native && jobs < MAX_JOBS && !signal.aborted ? plainSocketFd(sink) : -1;
   if (socketFd < 0) return undefined;
   let finish: (errno: number, sent: number) => void = () => undefined;

@@ -5,7 +5,8 @@ import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { sendfileJobs, sendfileStatus } from '../../src/storage/sendfile.js';
+import { nativeStatus } from '../../src/storage/native.js';
+import { sendfileJobs } from '../../src/storage/sendfile.js';
 import { binaryClient, epsvConnection, ftpUrl, run, type RawClient } from '../helpers/clients.js';
 import { openFdsUnder } from '../helpers/fds.js';
 import { PASSWORD, startServer, type TestServer } from '../helpers/server.js';
@@ -20,7 +21,7 @@ const BIG = 24 * 1024 * 1024 + 4321;
 const sha1 = (b: Buffer): string => createHash('sha1').update(b).digest('hex');
 
 test('the native sendfile helper is built and loads (npm install builds it on Linux)', { skip: process.platform !== 'linux' }, () => {
-  assert.deepEqual(sendfileStatus(), { available: true, reason: '' });
+  assert.deepEqual(nativeStatus(), { available: true, reason: '' });
 });
 
 for (const sendfile of [true, false]) {
@@ -52,7 +53,7 @@ for (const sendfile of [true, false]) {
       const events = t.eventsNamed('download').filter((e) => e.path === '/big.bin').slice(-2);
       assert.deepEqual(events.map((e) => [e.result, e.bytes]), [['ok', BIG], ['ok', BIG - 1234567]]);
       // The path under test really was taken (or really was not).
-      assert.equal(sendfileJobs().started - before, sendfile && sendfileStatus().available ? 2 : 0);
+      assert.equal(sendfileJobs().started - before, sendfile && nativeStatus().available ? 2 : 0);
       await nothingLeft();
     });
 

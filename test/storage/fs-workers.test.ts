@@ -44,10 +44,12 @@ describe('fsWorkers', () => {
     await promisify(execFile)('mkfifo', [path.join(extra, 'pipe')]);
     const old = path.join(extra, 'old.txt');
     await fs.writeFile(old, 'x');
-    await fs.utimes(old, 0, -1.5005);
+    // Node's utimes takes a negative time as "now": touch sets 1969-12-31 23:59:58.4995.
+    await promisify(execFile)('touch', ['-m', '-d', '@-1.5005', old]);
     const [pipe, oldInfo] = await fsWorkers.lstat(extra, ['pipe', 'old.txt']);
     assert.equal(pipe?.kind, 'other');
     const lst = await fs.lstat(old, { bigint: true });
+    assert.equal(Number(lst.mtimeNs), -1_500_500_000, 'the time really is before 1970, with a fraction of a millisecond');
     assert.equal(oldInfo?.mtimeMs, Number(lst.mtimeMs));
     assert.equal(oldInfo?.mode, Number(lst.mode));
     assert.equal(oldInfo?.ino, lst.ino);

@@ -6,7 +6,8 @@ import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { sendfile, sendfileJobs, sendfileStatus } from '../../src/storage/sendfile.js';
+import { nativeStatus } from '../../src/storage/native.js';
+import { sendfile, sendfileJobs } from '../../src/storage/sendfile.js';
 
 /** A connected pair on 127.0.0.1: `server` is the side sendfile writes to. */
 async function socketPair(): Promise<{ server: Socket; client: Socket; close(): void }> {
@@ -35,7 +36,7 @@ function collect(socket: Socket): Promise<Buffer> {
   return once(socket, 'end').then(() => Buffer.concat(chunks));
 }
 
-describe('sendfile()', { skip: !sendfileStatus().available && 'native helper not built' }, () => {
+describe('sendfile()', { skip: !nativeStatus().available && 'native helper not built' }, () => {
   let dir: string;
   const bytes = randomBytes(3 * 1024 * 1024 + 5);
   before(async () => {

@@ -1,0 +1,47 @@
+import { getSystemErrorName } from 'node:util';
+import { nativeHelper } from './native.js';
+
+/** A folder's entries, sorted by name, packed as the native helper returns them. */
+export interface PackedListing {
+  names: string[];
+  /** Five per entry: kind (0 file, 1 dir, 2 link, 3 other; -1 gone since readdir), size, mtime ms, mode, nlink. */
+  nums: Float64Array;
+  /** Per entry: "dev-ino" in hex, the MLSD unique fact. */
+  uniques: string[];
+}
+
+/** Listings a process runs natively at once (two threads each); past that they go to the fs workers. */
+const MAX_JOBS = 4;
+let jobs = 0;
+
+/**
+ * readdir + sort + lstat of the folder at host path `dir` on native threads:
+ * at most `limit` names, without those that start with `hidden.prefix` and
+ * end with `hidden.suffix`. Undefined, having done nothing, where the helper
+ * is missing or busy: the caller lists through the fs workers. Rejects with
+ * the errno of open or readdir (`code` set).
+ */
+export function nativeList(dir: string, limit: number, hidden: { prefix: string; suffix: string }): Promise<PackedListing> | undefined {
+  const native = nativeHelper();
+  if (!native || jobs >= MAX_JOBS) return undefined;
+  return new Promise((resolve, reject) => {
+    const done = (errno: number, joined?: Buffer, nums?: ArrayBuffer): void => {
+      jobs--;
+      if (errno !== 0 || !joined || !nums) {
+        const code = errno !== 0 ? getSystemErrorName(-errno) : 'ENOMEM';
+        reject(Object.assign(new Error(`list ${dir}: ${code}`), { code, errno: -errno, syscall: 'scandir' }));
+        return;
+      }
+      const parts = nums.byteLength === 0 ? [] : joined.toString('utf8').split('\0');
+      const names: string[] = [];
+      const uniques: string[] = [];
+      for (let i = 0; i < parts.length; i += 2) {
+        names.push(parts[i]!);
+        uniques.push(parts[i + 1]!);
+      }
+      resolve({ names, nums: new Float64Array(nums), uniques });
+    };
+    native.list(dir, Number.isFinite(limit) ? limit : Number.MAX_SAFE_INTEGER, hidden.prefix, hidden.suffix, done);
+    jobs++;
+  });
+}

@@ -1,0 +1,48 @@
+import { createRequire } from 'node:module';
+
+/** The native helper's surface (native/*.c, one module). */
+export interface NativeHelper {
+  /** sendfile.c: sends on a thread of its own; `done` runs once it stopped. */
+  start(socketFd: number, fileFd: number, offset: number, length: number, done: (errno: number, sent: number) => void): object;
+  sent(handle: object): number;
+  cancel(handle: object): void;
+  /** list.c: readdir, sort and lstat of a folder on threads of their own. */
+  list(
+    dir: string,
+    limit: number,
+    hiddenPrefix: string,
+    hiddenSuffix: string,
+    done: (errno: number, namesAndUniques?: Buffer, nums?: ArrayBuffer) => void,
+  ): void;
+}
+
+/** Where `npm install` builds it (scripts/build-native.mjs), from src/ and dist/ alike. */
+const HELPER = '../../native/build/moat.node';
+
+let helper: NativeHelper | null | undefined;
+let unavailable = '';
+
+/**
+ * The native helper, loaded once; null where it is not built (no compiler at
+ * install time, not Linux), with the reason in `nativeStatus()`. Everything it
+ * does has a JavaScript path that gives the same results, slower.
+ */
+export function nativeHelper(): NativeHelper | null {
+  if (helper !== undefined) return helper;
+  helper = null;
+  if (process.platform !== 'linux') unavailable = 'the native helper is built on Linux only';
+  else {
+    try {
+      helper = createRequire(import.meta.url)(HELPER) as NativeHelper;
+    } catch (error) {
+      unavailable = `native helper not built (${(error as Error).message.split('\n')[0]}); run npm install with a C compiler`;
+    }
+  }
+  return helper;
+}
+
+/** Whether this process has the native helper (sendfile downloads, threaded listings), and why not. */
+export function nativeStatus(): { available: boolean; reason: string } {
+  const available = nativeHelper() !== null;
+  return { available, reason: available ? '' : unavailable };
+}
