@@ -30,7 +30,9 @@ let unavailable = '';
 export function nativeHelper(): NativeHelper | null {
   if (helper !== undefined) return helper;
   helper = null;
-  if (process.platform !== 'linux') unavailable = 'the native helper is built on Linux only';
+  // A switch for diagnosis (and for the tests of the JavaScript paths): docs/configuration.md.
+  if (process.env.MOAT_NATIVE === '0') unavailable = 'MOAT_NATIVE=0 in the environment';
+  else if (process.platform !== 'linux') unavailable = 'the native helper is built on Linux only';
   else {
     try {
       helper = createRequire(import.meta.url)(HELPER) as NativeHelper;

@@ -1,0 +1,45 @@
+// This file's process runs without the native helper, as a machine without a C compiler would.
+process.env.MOAT_NATIVE = '0';
+
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { nativeStatus } from '../../src/storage/native.js';
+import { sendfileJobs } from '../../src/storage/sendfile.js';
+import { binaryClient } from '../helpers/clients.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+
+/**
+ * Without the native helper (not built, or MOAT_NATIVE=0): folders are read
+ * by the fs workers and downloads go through buffers, with the same results.
+ */
+describe('without the native helper', () => {
+  let t: TestServer;
+  const bytes = randomBytes(3 * 1024 * 1024 + 11);
+  before(async () => {
+    t = await startServer();
+    for (let i = 0; i < 600; i++) await fs.writeFile(path.join(t.root, `f-${String(i).padStart(3, '0')}.txt`), 'x'.repeat(i));
+    await fs.writeFile(path.join(t.root, 'big.bin'), bytes);
+    await fs.writeFile(path.join(t.root, '.moat-upload-0001.part'), 'in progress');
+  });
+  after(() => t.close());
+
+  test('MOAT_NATIVE=0 turns the helper off, and says why', () => {
+    assert.deepEqual(nativeStatus(), { available: false, reason: 'MOAT_NATIVE=0 in the environment' });
+  });
+
+  test('LIST and MLSD list every entry, sorted, upload temp files hidden; RETR sends every byte through buffers', async () => {
+    const c = await binaryClient(t.port);
+    const names = (await c.fetch('NLST')).toString().trim().split('\r\n');
+    assert.deepEqual(names, [...Array.from({ length: 600 }, (_, i) => `f-${String(i).padStart(3, '0')}.txt`), 'big.bin'].sort());
+    const mlsd = (await c.fetch('MLSD')).toString().trim().split('\r\n');
+    assert.equal(mlsd.length, 601);
+    assert.match(mlsd.find((l) => l.endsWith(' f-599.txt'))!, /^type=file;size=599;modify=\d{14}(\.\d{3})?;perm=[a-z]+;unique=[0-9a-f]+-[0-9a-f]+;UNIX\.mode=0644; f-599\.txt$/);
+    const sha1 = (b: Buffer): string => createHash('sha1').update(b).digest('hex');
+    assert.equal(sha1(await c.fetch('RETR big.bin')), sha1(bytes));
+    assert.equal(sendfileJobs().started, 0);
+    c.close();
+  });
+});
