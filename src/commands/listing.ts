@@ -12,7 +12,8 @@ import {
 import { FtpError, reply } from '../session/reply.js';
 import type { Session } from '../session/session.js';
 import { runTransfer } from '../session/transfer.js';
-import type { FileInfo, VirtualPath } from '../storage/types.js';
+import { entryAt, fileInfo } from '../storage/entry-table.js';
+import type { EntryTable, FileInfo, TableListing, VirtualPath } from '../storage/types.js';
 import { basename } from '../storage/vpath.js';
 import type { CommandSpec } from './types.js';
 import { mlstFeature } from './misc.js';
@@ -21,8 +22,12 @@ type Format = 'ls' | 'names' | 'mlsx';
 
 interface Listing {
   path: VirtualPath;
-  /** The directory's entries, or the one file that was named. */
-  entries: FileInfo[];
+  /**
+   * The directory's entries in order, or the one file that was named. From a
+   * packed table the same object is yielded for every entry, refilled: read
+   * each one before taking the next.
+   */
+  entries: Iterable<FileInfo>;
   isDir: boolean;
 }
 
@@ -33,13 +38,25 @@ async function gather(session: Session, pathArg: string, showHidden: boolean): P
   if (info.kind !== 'dir') return { path, entries: [{ ...info, name: basename(path) }], isDir: false };
   const limits = session.server.config.limits;
   const started = Date.now();
-  const entries = await storage.list(path, { limit: limits.listing_max_entries });
+  const options = { limit: limits.listing_max_entries };
+  const table = await (storage as Partial<TableListing>).listTable?.(path, options);
+  const entries = table ? undefined : await storage.list(path, options);
   if (Date.now() - started > limits.listing_timeout * 1000) {
     throw new FtpError(451, 'Listing took too long.', { logReason: 'listing timeout' });
   }
-  const shown = showHidden ? entries : entries.filter((e) => !e.name.startsWith('.'));
+  if (table) return { path, entries: tableRows(table, showHidden), isDir: true };
+  const shown = showHidden ? entries! : entries!.filter((e) => !e.name.startsWith('.'));
   shown.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return { path, entries: shown, isDir: true };
+}
+
+/** A packed table's entries (sorted already), as one FileInfo refilled for each. */
+function* tableRows(t: EntryTable, showHidden: boolean): Generator<FileInfo> {
+  const row = fileInfo('', 'file', 0, 0, 0, 0, '');
+  for (let i = 0; i < t.names.length; i++) {
+    if (!showHidden && t.names[i]!.startsWith('.')) continue;
+    if (entryAt(t, i, row)) yield row;
+  }
 }
 
 /** One formatter per listing, so per-listing work (clock, wanted facts, perm letters) is done once. */
@@ -62,7 +79,7 @@ const CHUNK_CHARS = 64 * 1024;
  * joined into large chunks; `copy` then writes them with backpressure, ends on
  * an abort, and fails at once if the client drops the data connection.
  */
-function* chunks(entries: FileInfo[], format: (info: FileInfo) => string): Generator<Buffer> {
+function* chunks(entries: Iterable<FileInfo>, format: (info: FileInfo) => string): Generator<Buffer> {
   let text = '';
   for (const entry of entries) {
     text += format(entry) + '\r\n';
@@ -94,7 +111,7 @@ async function list(session: Session, command: string, arg: string, format: Form
 export async function statusLines(session: Session, arg: string): Promise<string[]> {
   const parsed = parseListArgs(arg);
   const listing = await gather(session, parsed.path, parsed.flags.includes('a'));
-  return listing.entries.map(lsLineFormatter(new Date()));
+  return Array.from(listing.entries, lsLineFormatter(new Date()));
 }
 
 export const listingCommands: CommandSpec[] = [

@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { KINDS } from './entry-table.js';
 
 /** What a listing needs from one lstat, packed so it crosses threads without copying objects. */
 export interface LstatResult {
@@ -36,7 +37,6 @@ const SLOT_BYTES = 256 * 1024;
 /** Entries per lstat job: ~4 ms of syscalls here, so other jobs never wait long behind a listing. */
 const LSTAT_BATCH = 2048;
 const SLOTS = 64;
-export const KINDS = ['file', 'dir', 'link', 'other'] as const;
 
 /*
  * The worker's source, plain CommonJS: a worker cannot load this project's

@@ -8,16 +8,19 @@ import {
   StorageError,
   type ChunkReleasingSink,
   type Download,
+  type EntryTable,
   type FileInfo,
   type FileKind,
   type Storage,
+  type TableListing,
   type Upload,
   type VirtualPath,
   type WriteOptions,
 } from './types.js';
 import { errno, fail, toStorageError } from './errors.js';
 import { BufferSource, FileSource } from './file-source.js';
-import { fsWorkers, KINDS, type LstatResult, type SmallRead } from './fs-workers.js';
+import { entryAt, fileInfo, KIND_LINK, KINDS } from './entry-table.js';
+import { fsWorkers, type LstatResult, type SmallRead } from './fs-workers.js';
 import { nativeList } from './native-list.js';
 import { segments } from './vpath.js';
 
@@ -41,6 +44,8 @@ import { segments } from './vpath.js';
 /** Prefix and suffix of in-progress uploads; such names are hidden and reserved. */
 const TEMP_PREFIX = '.moat-upload-';
 const TEMP_SUFFIX = '.part';
+/** Upload temp files, never listed. */
+const HIDDEN = { prefix: TEMP_PREFIX, suffix: TEMP_SUFFIX };
 const IO_CHUNK = 1024 * 1024;
 /** Downloads up to this size are read whole by an fs worker (see #readSmall). */
 const SMALL_FILE_BYTES = 256 * 1024;
@@ -82,18 +87,14 @@ function packedInfo(name: string, st: LstatResult): FileInfo {
   return fileInfo(name, st.kind, st.size, st.mtimeMs, st.mode, st.nlink, `${st.dev.toString(16)}-${st.ino.toString(16)}`);
 }
 
-/** A listing entry from its lstat fields (both listing paths). */
-function fileInfo(name: string, kind: FileKind, size: number, mtimeMs: number, mode: number, nlink: number, unique: string): FileInfo {
-  return {
-    name,
-    kind,
-    // An outside link's lstat size is the length of its target string: a small leak, so it is hidden.
-    size: kind === 'link' ? 0 : size,
-    mtime: new Date(mtimeMs),
-    mode: mode & 0o777,
-    unique,
-    nlink,
-  };
+/** Every entry of a packed table that is still there, as FileInfo. */
+function tableInfos(t: EntryTable): FileInfo[] {
+  const out: FileInfo[] = [];
+  for (let i = 0; i < t.names.length; i++) {
+    const info = entryAt(t, i);
+    if (info) out.push(info);
+  }
+  return out;
 }
 
 /** How long a verified home is trusted before a login checks it again (and recreates it if removed). */
@@ -140,7 +141,7 @@ export interface LocalStorageOptions {
   sendfile?: boolean;
 }
 
-export class LocalStorage implements Storage {
+export class LocalStorage implements Storage, TableListing {
   readonly #home: string;
   readonly #sendfile: boolean;
   #realHome: Promise<string> | undefined;
@@ -179,20 +180,45 @@ export class LocalStorage implements Storage {
   }
 
   async list(vpath: VirtualPath, options: { limit?: number } = {}): Promise<FileInfo[]> {
+    const table = await this.listTable(vpath, options);
+    if (table) return tableInfos(table);
     const r = await this.#existing(vpath);
-    const realHome = await this.#realHomePath();
-    const out = await this.#entries(r.real, options.limit ?? Infinity);
-    const links: number[] = [];
-    for (let i = 0; i < out.length; i++) if (out[i]!.kind === 'link') links.push(i);
-    // Only links need the jail check: anything else is a child of a folder already proved inside.
-    for (let i = 0; i < links.length; i += LIST_CONCURRENCY) {
-      await Promise.all(
-        links.slice(i, i + LIST_CONCURRENCY).map(async (at) => {
-          out[at] = await this.#linkInfo(r.real, out[at]!, realHome);
-        }),
-      );
+    const limit = options.limit ?? Infinity;
+    const names = await this.#fs(() => fsWorkers.readNames(r.real, limit, HIDDEN));
+    names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const stats = await this.#fs(() => fsWorkers.lstat(r.real, names));
+    const out: FileInfo[] = [];
+    for (let i = 0; i < names.length; i++) {
+      const st = stats[i];
+      if (st) out.push(packedInfo(names[i]!, st)); // else removed since readdir
     }
+    const links = out.flatMap((info, i) => (info.kind === 'link' ? [i] : []));
+    const resolved = await this.#resolveLinks(r.real, links.map((i) => out[i]!));
+    links.forEach((at, k) => (out[at] = resolved[k]!));
     return out;
+  }
+
+  /**
+   * The folder as one packed table, read by a native job (readdir, sort and
+   * lstat on threads of their own); undefined where the helper is missing or
+   * busy, and `list` reads through the fs workers. Upload temp files are left
+   * out; at most `limit` entries, so memory is bounded by the limit.
+   */
+  async listTable(vpath: VirtualPath, options: { limit?: number } = {}): Promise<EntryTable | undefined> {
+    const r = await this.#existing(vpath);
+    const native = nativeList(r.real, options.limit ?? Infinity, HIDDEN);
+    if (!native) return undefined;
+    const table = await this.#fs(() => native);
+    const { names, nums, uniques } = table;
+    const links: number[] = [];
+    for (let i = 0; i < names.length; i++) if (nums[i * 5] === KIND_LINK) links.push(i);
+    const resolved = await this.#resolveLinks(r.real, links.map((i) => entryAt(table, i)!));
+    links.forEach((at, k) => {
+      const info = resolved[k]!;
+      nums.set([KINDS.indexOf(info.kind), info.size, info.mtime.getTime(), info.mode, info.nlink], at * 5);
+      uniques[at] = info.unique;
+    });
+    return table;
   }
 
   async read(vpath: VirtualPath, options: { start?: number } = {}): Promise<Download> {
@@ -426,30 +452,16 @@ export class LocalStorage implements Storage {
   }
 
   /**
-   * A folder's entries (links as themselves), sorted by name, up to `limit`,
-   * without upload temp files: memory is bounded by the limit. Natively when
-   * the helper is there (one job on two threads), else through the fs workers.
+   * Links in a listing, each replaced by what it points to when that is inside
+   * the home (see #linkInfo). Only links need this jail check: anything else is
+   * a child of a folder already proved inside.
    */
-  async #entries(dirReal: string, limit: number): Promise<FileInfo[]> {
-    const hidden = { prefix: TEMP_PREFIX, suffix: TEMP_SUFFIX };
-    const native = nativeList(dirReal, limit, hidden);
+  async #resolveLinks(dirReal: string, links: FileInfo[]): Promise<FileInfo[]> {
+    if (links.length === 0) return links;
+    const realHome = await this.#realHomePath();
     const out: FileInfo[] = [];
-    if (native) {
-      const { names, nums, uniques } = await this.#fs(() => native);
-      for (let i = 0; i < names.length; i++) {
-        const at = i * 5;
-        const kind = nums[at]!;
-        if (kind < 0) continue; // removed since readdir
-        out.push(fileInfo(names[i]!, KINDS[kind]!, nums[at + 1]!, nums[at + 2]!, nums[at + 3]!, nums[at + 4]!, uniques[i]!));
-      }
-      return out;
-    }
-    const names = await this.#fs(() => fsWorkers.readNames(dirReal, limit, hidden));
-    names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    const stats = await this.#fs(() => fsWorkers.lstat(dirReal, names));
-    for (let i = 0; i < names.length; i++) {
-      const st = stats[i];
-      if (st) out.push(packedInfo(names[i]!, st)); // else removed since readdir
+    for (let i = 0; i < links.length; i += LIST_CONCURRENCY) {
+      out.push(...(await Promise.all(links.slice(i, i + LIST_CONCURRENCY).map((link) => this.#linkInfo(dirReal, link, realHome)))));
     }
     return out;
   }

@@ -1,14 +1,7 @@
 import { getSystemErrorName } from 'node:util';
 import { nativeHelper } from './native.js';
+import type { EntryTable } from './types.js';
 
-/** A folder's entries, sorted by name, packed as the native helper returns them. */
-export interface PackedListing {
-  names: string[];
-  /** Five per entry: kind (0 file, 1 dir, 2 link, 3 other; -1 gone since readdir), size, mtime ms, mode, nlink. */
-  nums: Float64Array;
-  /** Per entry: "dev-ino" in hex, the MLSD unique fact. */
-  uniques: string[];
-}
 
 /** Listings a process runs natively at once (two threads each); past that they go to the fs workers. */
 const MAX_JOBS = 4;
@@ -21,7 +14,7 @@ let jobs = 0;
  * is missing or busy: the caller lists through the fs workers. Rejects with
  * the errno of open or readdir (`code` set).
  */
-export function nativeList(dir: string, limit: number, hidden: { prefix: string; suffix: string }): Promise<PackedListing> | undefined {
+export function nativeList(dir: string, limit: number, hidden: { prefix: string; suffix: string }): Promise<EntryTable> | undefined {
   const native = nativeHelper();
   if (!native || jobs >= MAX_JOBS) return undefined;
   return new Promise((resolve, reject) => {

@@ -107,6 +107,28 @@ export interface ChunkReleasingSink {
 }
 
 /**
+ * A folder's entries as one packed table, sorted by name: `names[i]`,
+ * `uniques[i]` (the MLSD unique fact) and five numbers per entry in `nums`:
+ * kind (0 file, 1 dir, 2 link, 3 other; -1 for an entry gone since it was
+ * read), size, mtime in ms, mode, nlink. A large listing then costs no object
+ * per entry, which young-generation collections would otherwise copy.
+ */
+export interface EntryTable {
+  names: string[];
+  uniques: string[];
+  nums: Float64Array;
+}
+
+/**
+ * Optional capability of a Storage: `list` as an EntryTable, with the same
+ * entries (links resolved the same way). Undefined when it cannot now (the
+ * caller then uses `list`).
+ */
+export interface TableListing {
+  listTable(path: VirtualPath, options?: { limit?: number }): Promise<EntryTable | undefined>;
+}
+
+/**
  * Where one user's bytes live. Every method takes virtual paths relative to the
  * user's home ('/' is the home). Implementations must keep every operation inside
  * the home (the jail) and reject with StorageError.

@@ -7,6 +7,9 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { nativeList } from '../../src/storage/native-list.js';
 import { nativeStatus } from '../../src/storage/native.js';
+import { entryAt } from '../../src/storage/entry-table.js';
+import { LocalStorage } from '../../src/storage/local.js';
+import { ROOT } from '../../src/storage/vpath.js';
 
 const HIDDEN = { prefix: '.moat-upload-', suffix: '.part' };
 const KINDS = ['file', 'dir', 'link', 'other'];
@@ -71,6 +74,26 @@ describe('nativeList()', { skip: !nativeStatus().available && 'native helper not
       await assert.rejects(nativeList(path.join(dir, 'self'), Infinity, HIDDEN)!, (e: NodeJS.ErrnoException) => e.code === 'ELOOP' || e.code === 'ENOTDIR');
     } finally {
       await fs.rm(path.join(dir, 'self'));
+    }
+  });
+
+  it('LocalStorage.listTable: links resolved as list() resolves them (inside: the target; outside or dangling: the link, size hidden)', async () => {
+    const home = await fs.mkdtemp(path.join(os.tmpdir(), 'moat-native-home-'));
+    try {
+      await fs.writeFile(path.join(home, 'target.txt'), 'twelve bytes');
+      await fs.symlink('target.txt', path.join(home, 'inside'));
+      await fs.symlink('/etc/hostname', path.join(home, 'outside'));
+      await fs.symlink('missing', path.join(home, 'dangling'));
+      const storage = new LocalStorage(home);
+      const table = (await storage.listTable(ROOT))!;
+      const rows = table.names.map((_, i) => entryAt(table, i)!);
+      assert.deepEqual(rows, await storage.list(ROOT));
+      const by = (name: string) => rows.find((r) => r.name === name)!;
+      assert.deepEqual([by('inside').kind, by('inside').size], ['file', 12]);
+      assert.deepEqual([by('outside').kind, by('outside').size], ['link', 0]);
+      assert.deepEqual([by('dangling').kind, by('dangling').size], ['link', 0]);
+    } finally {
+      await fs.rm(home, { recursive: true, force: true });
     }
   });
 });
