@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -57,9 +57,15 @@ for (const sendfile of [true, false]) {
       await nothingLeft();
     });
 
-    test('curl downloads the file intact, and TYPE A still converts', async () => {
-      const r = await run('curl', ['-sS', '--user', `alice:${PASSWORD}`, ftpUrl(t, '/big.bin')], { timeoutMs: 60_000 });
-      assert.equal(r.code, 0, r.stderr);
+    test('curl downloads the file intact in passive and active mode, and TYPE A still converts', async () => {
+      const before = sendfileJobs().started;
+      for (const mode of [[], ['-P', '-']]) {
+        const out = join(t.dir, 'curl-out.bin');
+        const r = await run('curl', ['-sS', ...mode, '--user', `alice:${PASSWORD}`, '-o', out, ftpUrl(t, '/big.bin')], { timeoutMs: 60_000 });
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(sha1(await readFile(out)), sha1(bytes), `curl ${mode.join(' ') || 'passive'}`);
+      }
+      assert.equal(sendfileJobs().started - before, sendfile && nativeStatus().available ? 2 : 0, 'active connections take sendfile too');
       const c = await binaryClient(t.port);
       await writeFile(join(t.root, 'lines.txt'), 'a\nb\n');
       assert.match(await c.cmd('TYPE A'), /^200 /);
