@@ -34,7 +34,7 @@ export type { User, UserStore, AuthContext, PermissionLetter, TlsPolicy, DataSes
 export { ALL_PERMISSIONS, READ_ONLY_PERMISSIONS } from './auth/types.js';
 export { FileUserStore } from './auth/file-store.js';
 export { hashPassword, verifyPassword } from './auth/password.js';
-export type { Storage, Download, DirectSource, ChunkReleasingSink, FileInfo, FileKind, Upload, WriteOptions, VirtualPath, StorageErrorKind } from './storage/types.js';
+export type { Storage, Download, DirectSource, ChunkReleasingSink, EntryTable, TableListing, FileInfo, FileKind, Upload, WriteOptions, VirtualPath, StorageErrorKind } from './storage/types.js';
 export { StorageError } from './storage/types.js';
 export { LocalStorage, type LocalStorageOptions } from './storage/local.js';
 export { nativeStatus } from './storage/native.js';
