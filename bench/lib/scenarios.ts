@@ -102,12 +102,17 @@ function fail(res: Result, why: string): void {
  * compilation and starting its stat workers.
  */
 
+/** A warm-up is not counted (see WARM_UP), but one that failed is said, beside the figures it precedes. */
+function warmedUp(res: Result, j: J): void {
+  if (!j.ok) res.notes.push(`warm-up failed: ${String(j.error)}`);
+}
+
 async function retr(env: Env, srv: Running, tls: boolean): Promise<Result[]> {
   const res = base(tls ? 'retr_1g_tls' : 'retr_1g', srv);
   if (tls && srv.tls !== true) return [skippedResult(res.scenario, srv.name, srv.tls)];
   const mbps: number[] = [];
   const once = () => (tls && !env.lg.tls ? curlTls(env, srv) : loadgen(env, srv, 'retr', ['-f', env.ds.big, '-E', ...(tls ? ['-T'] : [])], 300));
-  await once(); // warm-up, not counted: see WARM_UP
+  warmedUp(res, (await once()).j);
   for (let i = 0; i < env.opts.runs; i++) {
     const { j, serverCpu } = await once();
     add(res, j, serverCpu);
@@ -154,7 +159,7 @@ async function stor(env: Env, srv: Running): Promise<Result[]> {
   const mbps: number[] = [];
   const src = path.join(env.ds.root, env.ds.big);
   const warmUp = path.join(env.ds.root, `stor-${srv.name}-warm-up.bin`);
-  await loadgen(env, srv, 'stor', ['-f', path.basename(warmUp), '-l', src, '-E'], 300); // see WARM_UP
+  warmedUp(res, (await loadgen(env, srv, 'stor', ['-f', path.basename(warmUp), '-l', src, '-E'], 300)).j);
   rmSync(warmUp, { force: true });
   for (let i = 0; i < env.opts.runs; i++) {
     const remote = `stor-${srv.name}-${i}.bin`;
@@ -301,7 +306,7 @@ async function idle(env: Env, srv: Running): Promise<Result[]> {
 async function list(env: Env, srv: Running): Promise<Result[]> {
   const res = base('list_10k', srv);
   const ms: Record<'LIST' | 'MLSD', number[]> = { LIST: [], MLSD: [] };
-  await loadgen(env, srv, 'list', ['-f', env.ds.listDir, '-r', '1'], 300); // see WARM_UP
+  warmedUp(res, (await loadgen(env, srv, 'list', ['-f', env.ds.listDir, '-r', '1'], 300)).j);
   for (let i = 0; i < env.opts.runs; i++) {
     const { j, serverCpu } = await loadgen(env, srv, 'list', ['-f', env.ds.listDir, '-r', String(env.opts.listReps)], 300);
     add(res, j, serverCpu);
