@@ -141,6 +141,22 @@ describe('TLS policy and RFC 4217 commands', { concurrency: 1 }, () => {
     }
   });
 
+  test('who(): an encrypted session shows as TLS, with its user once logged in; a clear one as not', async () => {
+    const secure = await TlsLineClient.explicit(t.port);
+    const clear = await RawClient.connect(t.port);
+    try {
+      await clear.reply();
+      await secure.login('alice');
+      const sessions = t.server.who();
+      const mine = sessions.find((s) => s.user === 'alice');
+      assert.equal(mine?.tls, true);
+      assert.ok(sessions.some((s) => s.user === undefined && s.tls === false), JSON.stringify(sessions));
+    } finally {
+      secure.close();
+      clear.close();
+    }
+  });
+
   test('tls.data required: a clear data connection (PROT C) is refused with 521', async () => {
     const c = await TlsLineClient.explicit(t.port);
     try {
