@@ -226,10 +226,11 @@ export class LocalStorage implements Storage, TableListing {
     if (!Number.isSafeInteger(start) || start < 0) throw fail('invalid-path');
     const { entry } = await this.#entryPath(vpath);
     const small = await this.#readSmall(entry);
-    if (small?.kind === 'dir') throw fail('is-a-directory');
-    if (small?.kind === 'other') throw fail('permission');
-    if (small?.data) return { size: small.size, stream: new BufferSource(small.data.subarray(Math.min(start, small.size)), small.release) };
-    const fh = await this.#openForReading(vpath, entry);
+    const known = small === 'link' ? undefined : small;
+    if (known?.kind === 'dir') throw fail('is-a-directory');
+    if (known?.kind === 'other') throw fail('permission');
+    if (known?.data) return { size: known.size, stream: new BufferSource(known.data.subarray(Math.min(start, known.size)), known.release) };
+    const fh = await this.#openForReading(vpath, entry, small === 'link');
     let size: number;
     try {
       const st = await fh.stat();
@@ -413,16 +414,17 @@ export class LocalStorage implements Storage, TableListing {
 
   /**
    * A small file read whole on an fs worker: one message instead of four
-   * thread-pool round trips. Undefined when the entry is a link (ELOOP: the
-   * caller resolves it inside the jail) or the worker failed (the caller
-   * opens the file itself).
+   * thread-pool round trips. 'link' when the entry is one (ELOOP: the caller
+   * resolves it inside the jail); undefined when the worker failed (the
+   * caller opens the file itself).
    */
-  async #readSmall(entry: string): Promise<SmallRead | undefined> {
+  async #readSmall(entry: string): Promise<SmallRead | 'link' | undefined> {
     try {
       return await fsWorkers.readSmall(entry, SMALL_FILE_BYTES);
     } catch (error) {
       const code = errno(error);
-      if (code && code !== 'ELOOP') throw toStorageError(error);
+      if (code === 'ELOOP') return 'link';
+      if (code) throw toStorageError(error);
       return undefined;
     }
   }
@@ -431,15 +433,18 @@ export class LocalStorage implements Storage, TableListing {
    * Opens `entry` (from #entryPath) to read without the lstat of #resolve:
    * O_NOFOLLOW makes the open itself tell a plain entry (opened) from a link
    * (ELOOP), and only a link takes the full resolve, which follows it inside
-   * the jail or refuses it. O_NONBLOCK: opening a FIFO would otherwise wait
-   * for a writer forever.
+   * the jail or refuses it; `knownLink` (the fs worker already met ELOOP)
+   * goes there at once. O_NONBLOCK: opening a FIFO would otherwise wait for a
+   * writer forever.
    */
-  async #openForReading(vpath: VirtualPath, entry: string): Promise<FileHandle> {
+  async #openForReading(vpath: VirtualPath, entry: string, knownLink: boolean): Promise<FileHandle> {
     const flags = C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
-    try {
-      return await fs.open(entry, flags);
-    } catch (error) {
-      if (errno(error) !== 'ELOOP') throw toStorageError(error);
+    if (!knownLink) {
+      try {
+        return await fs.open(entry, flags);
+      } catch (error) {
+        if (errno(error) !== 'ELOOP') throw toStorageError(error);
+      }
     }
     const r = await this.#existing(vpath);
     return this.#fs(() => fs.open(r.real, flags));
