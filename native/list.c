@@ -191,7 +191,7 @@ static void report(napi_env env, napi_value callback, void *context, void *data)
   (void)data;
   list_t *l = context;
   if (env != NULL && callback != NULL) {
-    napi_value argv[3], global;
+    napi_value argv[3];
     napi_create_int32(env, l->error, &argv[0]);
     napi_get_undefined(env, &argv[1]);
     argv[2] = argv[1];
@@ -201,8 +201,7 @@ static void report(napi_env env, napi_value callback, void *context, void *data)
       if (napi_create_external_arraybuffer(env, l->nums, l->count * FIELDS * sizeof *l->nums, free_data, NULL, &argv[2]) == napi_ok)
         l->nums = NULL;
     }
-    napi_get_global(env, &global);
-    napi_call_function(env, global, callback, 3, argv, NULL);
+    call_back(env, callback, 3, argv);
   }
   list_free(l);
 }

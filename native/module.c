@@ -11,6 +11,12 @@ napi_value throw_errno(napi_env env, const char *what, int error) {
   return NULL;
 }
 
+void call_back(napi_env env, napi_value fn, size_t argc, napi_value *argv) {
+  napi_value global;
+  napi_get_global(env, &global);
+  napi_call_function(env, global, fn, argc, argv, NULL);
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   register_sendfile(env, exports);
   register_list(env, exports);

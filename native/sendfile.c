@@ -82,11 +82,10 @@ static void report(napi_env env, napi_value callback, void *context, void *data)
   (void)data;
   job_t *job = context;
   if (env != NULL && callback != NULL) {
-    napi_value argv[2], global;
+    napi_value argv[2];
     napi_create_int32(env, job->error, &argv[0]);
     napi_create_int64(env, atomic_load(&job->sent), &argv[1]);
-    napi_get_global(env, &global);
-    napi_call_function(env, global, callback, 2, argv, NULL);
+    call_back(env, callback, 2, argv);
   }
   job_unref(job);
 }
