@@ -99,8 +99,11 @@ function fail(res: Result, why: string): void {
  * write into tmpfs pages that were never touched (or were just freed) runs at half speed or less
  * (dd: 0.7 vs 2.5 GB/s), and which server met those pages first depended only on the order the
  * servers ran in; the first listings also pay for a cold dentry cache and, in Moat, for JIT
- * compilation and starting its stat workers.
+ * compilation and starting its stat workers. A JIT takes a few listings to settle: thirty 10,000-entry
+ * LISTs in a row from a fresh Moat took 57, 45, 31, 24, 29, 29, 22, 24, 21, 21 ms, then 17-26 (median
+ * 20); so list_10k warms every server up with LIST_WARM_UP listings of each kind.
  */
+const LIST_WARM_UP = 5;
 
 /** A warm-up is not counted (see WARM_UP), but one that failed is said, beside the figures it precedes. */
 function warmedUp(res: Result, j: J): void {
@@ -306,7 +309,7 @@ async function idle(env: Env, srv: Running): Promise<Result[]> {
 async function list(env: Env, srv: Running): Promise<Result[]> {
   const res = base('list_10k', srv);
   const ms: Record<'LIST' | 'MLSD', number[]> = { LIST: [], MLSD: [] };
-  warmedUp(res, (await loadgen(env, srv, 'list', ['-f', env.ds.listDir, '-r', '1'], 300)).j);
+  warmedUp(res, (await loadgen(env, srv, 'list', ['-f', env.ds.listDir, '-r', String(LIST_WARM_UP)], 300)).j);
   for (let i = 0; i < env.opts.runs; i++) {
     const { j, serverCpu } = await loadgen(env, srv, 'list', ['-f', env.ds.listDir, '-r', String(env.opts.listReps)], 300);
     add(res, j, serverCpu);
