@@ -52,6 +52,11 @@ function memo(format: (key: number) => string): (key: number) => string {
   };
 }
 
+/** The first column of `ls -l` (type letter and permissions) for each kind of entry and mode. */
+const DIR_MODES = RWX.map((rwx) => `d${rwx}`);
+const LINK_MODES = RWX.map((rwx) => `l${rwx}`);
+const FILE_MODES = RWX.map((rwx) => `-${rwx}`);
+
 const MINUTE_MS = 60 * 1000;
 const DAY_MS = 24 * 60 * MINUTE_MS;
 
@@ -71,18 +76,17 @@ export function lsLineFormatter(now: Date): (info: FileInfo) => string {
     const t = new Date(day * DAY_MS);
     return `${MONTHS[t.getUTCMonth()]} ${String(t.getUTCDate()).padStart(2, ' ')}  ${t.getUTCFullYear()}`;
   });
+  // The columns up to the size are few distinct strings in a listing: built once each.
+  const linkColumn = memo((nlink) => ` ${String(nlink).padStart(4)} ftp      ftp      `);
   return (info) => {
-    const type = info.kind === 'dir' ? 'd' : info.kind === 'link' ? 'l' : '-';
+    const modes = info.kind === 'dir' ? DIR_MODES : info.kind === 'link' ? LINK_MODES : FILE_MODES;
     const ms = info.mtime.getTime();
     const age = nowMs - ms;
     const when =
       age < SIX_MONTHS_MS && age > -ONE_HOUR_MS
         ? recentDate(Math.floor(ms / MINUTE_MS))
         : oldDate(Math.floor(ms / DAY_MS));
-    return (
-      `${type}${RWX[info.mode & 0o777]} ${String(info.nlink).padStart(4)} ftp      ftp      ` +
-      `${String(info.size).padStart(8)} ${when} ${safeName(info.name)}`
-    );
+    return `${modes[info.mode & 0o777]}${linkColumn(info.nlink)}${String(info.size).padStart(8)} ${when} ${safeName(info.name)}`;
   };
 }
 
