@@ -150,7 +150,8 @@ static void *run(void *arg) {
   if (l->error == 0) l->error = read_names(l);
   if (l->error == 0 && l->count > 1) qsort_r(l->offsets, l->count, sizeof *l->offsets, by_name, l->arena);
   if (l->error == 0) {
-    l->nums = malloc((l->count ? l->count : 1) * FIELDS * sizeof *l->nums);
+    /* Zeroed: an entry gone since readdir carries only its kind (-1), no stale memory. */
+    l->nums = calloc((l->count ? l->count : 1) * FIELDS, sizeof *l->nums);
     l->uniques = calloc(l->count ? l->count : 1, UNIQUE_MAX);
     l->joined = malloc(l->arena_len + l->count * UNIQUE_MAX + 1);
     if (l->nums == NULL || l->uniques == NULL || l->joined == NULL) l->error = ENOMEM;
@@ -175,7 +176,8 @@ static void *run(void *arg) {
   if (l->dfd >= 0) close(l->dfd);
   /* The report may free l before the call below returns: only the local copy is used after it. */
   napi_threadsafe_function done = l->done;
-  napi_call_threadsafe_function(done, NULL, napi_tsfn_blocking);
+  /* Closing (the environment is shutting down): no report will run to free l. */
+  if (napi_call_threadsafe_function(done, NULL, napi_tsfn_blocking) != napi_ok) list_free(l);
   napi_release_threadsafe_function(done, napi_tsfn_release);
   return NULL;
 }
@@ -211,6 +213,11 @@ static char *string_arg(napi_env env, napi_value value) {
   if (napi_get_value_string_utf8(env, value, NULL, 0, &len) != napi_ok) return NULL;
   char *s = malloc(len + 1);
   if (s != NULL) napi_get_value_string_utf8(env, value, s, len + 1, &len);
+  /* A NUL inside would make open() see only the part before it: refused. */
+  if (s != NULL && strlen(s) != len) {
+    free(s);
+    return NULL;
+  }
   return s;
 }
 
@@ -233,7 +240,7 @@ static napi_value list(napi_env env, napi_callback_info info) {
   l->suffix = string_arg(env, argv[3]);
   if (l->dir == NULL || l->prefix == NULL || l->suffix == NULL) {
     list_free(l);
-    napi_throw_type_error(env, NULL, "list: dir, hiddenPrefix and hiddenSuffix must be strings");
+    napi_throw_type_error(env, NULL, "list: dir, hiddenPrefix and hiddenSuffix must be strings without NUL");
     return NULL;
   }
   napi_value name;

@@ -72,7 +72,8 @@ static void *run(void *arg) {
   close(job->file);
   /* The report may free job before the call below returns: only the local copy is used after it. */
   napi_threadsafe_function done = job->done;
-  napi_call_threadsafe_function(done, NULL, napi_tsfn_blocking);
+  /* Closing (the environment is shutting down): no report will run to drop this thread's reference. */
+  if (napi_call_threadsafe_function(done, NULL, napi_tsfn_blocking) != napi_ok) job_unref(job);
   napi_release_threadsafe_function(done, napi_tsfn_release);
   return NULL;
 }
@@ -146,13 +147,15 @@ static napi_value start(napi_env env, napi_callback_info info) {
   napi_create_string_utf8(env, "moat-sendfile", NAPI_AUTO_LENGTH, &name);
   pthread_attr_t attr;
   pthread_t thread;
+  int thread_error = 0;
   int failed = napi_create_threadsafe_function(env, argv[4], NULL, name, 0, 1, NULL, NULL, job, report, &job->done) != napi_ok;
   if (!failed) failed = napi_create_external(env, job, finalize, NULL, &handle) != napi_ok;
   if (!failed) {
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 64 * 1024);
-    failed = pthread_create(&thread, &attr, run, job);
+    thread_error = pthread_create(&thread, &attr, run, job);
+    failed = thread_error != 0;
     pthread_attr_destroy(&attr);
   }
   if (failed) {
@@ -162,6 +165,7 @@ static napi_value start(napi_env env, napi_callback_info info) {
     if (job->done != NULL) napi_release_threadsafe_function(job->done, napi_tsfn_abort);
     job_unref(job);
     if (handle == NULL) job_unref(job);
+    if (thread_error != 0) return throw_errno(env, "pthread_create", thread_error);
     napi_throw_error(env, NULL, "could not start the sendfile thread");
     return NULL;
   }

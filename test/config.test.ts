@@ -82,6 +82,8 @@ test('weaker-than-default settings are each named for the start-up warning; the 
   assert.deepEqual(keys({ anonymous, tls: { generate_self_signed: true } }), ['anonymous.enabled', 'anonymous.allow_plaintext']);
   assert.deepEqual(keys({ anonymous }), ['anonymous.enabled']);
   assert.deepEqual(keys({ tls: { generate_self_signed: true, control: 'optional' } }), ['tls.control']);
+  // tls.control unset is "required" with a certificate: optional data is then weaker too.
+  assert.deepEqual(keys({ tls: { cert: '/c.pem', key: '/k.pem', data: 'optional' } }), ['tls.data']);
 });
 
 test('timeouts: 0 turns off idle and stalled-transfer timeouts, and is refused where a wait must end', () => {

@@ -131,7 +131,9 @@ async function serve(config: MoatConfig, zeroConfig = false): Promise<void> {
   if (tls) watchTls(tls);
   // After the privilege drop, so the socket belongs to the user the server runs as.
   const controlPath = controlSocketOf(config.state_dir);
-  const control = await openControlSocket(controlPath, { who: () => ({ sessions: server.who() }) }).catch((error: Error) => {
+  const control = await openControlSocket(controlPath, { who: () => ({ sessions: server.who() }) }, (error) =>
+    log.warn({ event: 'control-socket', path: controlPath, error: error.message }, `control socket: ${error.message}`),
+  ).catch((error: Error) => {
     log.warn({ event: 'control-socket', path: controlPath, error: error.message }, `moat who will not work: ${error.message}`);
     return undefined;
   });

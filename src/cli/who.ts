@@ -19,7 +19,7 @@ function ask(path: string, request: string): Promise<unknown> {
     const socket = createConnection(path);
     let answer = '';
     socket.setEncoding('utf8');
-    socket.setTimeout(ASK_TIMEOUT_MS, () => socket.destroy(new Error('no answer within 5 s')));
+    socket.setTimeout(ASK_TIMEOUT_MS, () => socket.destroy(new Error(`no answer within ${ASK_TIMEOUT_MS / 1000} s`)));
     socket.on('connect', () => socket.write(`${request}\n`));
     socket.on('data', (chunk: string) => (answer += chunk));
     socket.on('end', () => {
@@ -59,7 +59,7 @@ function doing(s: SessionSummary): string {
 }
 
 /** A table like pure-ftpwho's: one line per session, columns aligned. */
-export function formatWho(sessions: SessionSummary[], now = Date.now()): string {
+function formatWho(sessions: SessionSummary[], now = Date.now()): string {
   if (sessions.length === 0) return 'no sessions\n';
   const rows = [
     ['SESSION', 'USER', 'FROM', 'TLS', 'FOR', 'IDLE', 'DOING'],

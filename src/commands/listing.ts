@@ -39,13 +39,13 @@ async function gather(session: Session, pathArg: string, showHidden: boolean): P
   const limits = session.server.config.limits;
   const started = Date.now();
   const options = { limit: limits.listing_max_entries };
-  const table = await (storage as Partial<TableListing>).listTable?.(path, options);
-  const entries = table ? undefined : await storage.list(path, options);
+  const listTable = (storage as Partial<TableListing>).listTable?.bind(storage);
+  const listed = listTable ? await listTable(path, options) : await storage.list(path, options);
   if (Date.now() - started > limits.listing_timeout * 1000) {
     throw new FtpError(451, 'Listing took too long.', { logReason: 'listing timeout' });
   }
-  if (table) return { path, entries: tableRows(table, showHidden), isDir: true };
-  const shown = showHidden ? entries! : entries!.filter((e) => !e.name.startsWith('.'));
+  if (!Array.isArray(listed)) return { path, entries: tableRows(listed, showHidden), isDir: true };
+  const shown = showHidden ? listed : listed.filter((e) => !e.name.startsWith('.'));
   shown.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return { path, entries: shown, isDir: true };
 }

@@ -25,7 +25,7 @@ export function weakerOptions(c: MoatConfig): WeakerOption[] {
   if (hasCert && control !== 'required') {
     add('tls.control', `"${c.tls.control}": logins without TLS are accepted although a certificate is configured`);
   }
-  if (c.tls.data === 'optional' && c.tls.control === 'required') add('tls.data', '"optional": data connections may be unencrypted');
+  if (c.tls.data === 'optional' && control === 'required') add('tls.data', '"optional": data connections may be unencrypted');
   if (c.tls.data_session === 'off') add('tls.data_session', '"off": a PROT P data connection need not resume the control connection\'s TLS session');
   if (c.guard.failed_login_delay_ms === 0) add('guard.failed_login_delay_ms', '0: wrong passwords are answered at once');
   if (c.timeouts.idle === 0) add('timeouts.idle', '0: idle sessions are never closed');

@@ -127,7 +127,8 @@ export class BanStore {
 
   remove(ip: string): boolean {
     const key = canonicalIp(ip);
-    if (!key) return false;
+    // Nothing to lift here: no edit, or it would erase a ban the other writer adds later.
+    if (!key || !this.records.has(key)) return false;
     this.edit(key, (records) => records.delete(key));
     return this.records.delete(key);
   }

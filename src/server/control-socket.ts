@@ -15,9 +15,14 @@ export function controlSocketOf(stateDir: string): string {
  * `<state_dir>/moat.sock`: a Unix socket, mode 0600, on which a running
  * `moat serve` answers the request line `who` with one JSON line listing its
  * sessions. How `moat who` sees live sessions without a network port, and
- * only for whoever may read the server's state folder.
+ * only for whoever may read the server's state folder. Errors after it
+ * listens go to `onError` (the caller logs them); the FTP server goes on.
  */
-export async function openControlSocket(path: string, answers: Record<string, () => unknown>): Promise<Server> {
+export async function openControlSocket(
+  path: string,
+  answers: Record<string, () => unknown>,
+  onError: (error: Error) => void,
+): Promise<Server> {
   if (Buffer.byteLength(path) > MAX_PATH) throw new Error(`${path}: too long for a Unix socket (at most ${MAX_PATH} bytes)`);
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   await removeStale(path);
@@ -33,7 +38,13 @@ export async function openControlSocket(path: string, answers: Record<string, ()
       socket.removeAllListeners('data');
       const name = end >= 0 ? request.slice(0, end).trim() : '';
       const answer = Object.hasOwn(answers, name) ? answers[name] : undefined;
-      socket.end(JSON.stringify(answer ? answer() : { error: 'unknown request' }) + '\n');
+      let body: unknown;
+      try {
+        body = answer ? answer() : { error: 'unknown request' };
+      } catch (error) {
+        body = { error: `could not answer: ${(error as Error).message}` };
+      }
+      socket.end(JSON.stringify(body) + '\n');
     });
   });
   await new Promise<void>((resolve, reject) => {
@@ -43,6 +54,7 @@ export async function openControlSocket(path: string, answers: Record<string, ()
     try {
       server.listen(path, () => {
         server.off('error', reject);
+        server.on('error', onError);
         resolve();
       });
     } finally {

@@ -1,7 +1,6 @@
 import type { Duplex } from 'node:stream';
 import type { TransferEvent } from '../observe/events.js';
 import { PrematureClose } from '../data/copy.js';
-import { StorageError } from '../storage/types.js';
 import { toFtpError } from './errors.js';
 import { FtpError, reply, type Reply } from './reply.js';
 import type { Session } from './session.js';
@@ -59,10 +58,10 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
     await closeData(data, controller.signal, job.direction !== 'upload');
     outcome = { result: 'ok', reply: reply(226, job.done ?? 'Transfer complete.') };
   } catch (error) {
-    // Gone before we gave up on it, and not by a refusal of ours (a size limit destroys it with
-    // a StorageError): the client reset or closed it, and a write then fails with
-    // ERR_STREAM_DESTROYED rather than with the network error that destroyed the socket.
-    const lost = data?.destroyed === true && !(error instanceof StorageError) && !(error instanceof FtpError);
+    // The client reset or closed the data connection: its own error is a network one, while the
+    // write that noticed fails with ERR_STREAM_DESTROYED, not a network error. (A copy that fails
+    // for another reason destroys the socket too, without such an error: not a lost connection.)
+    const lost = isNetworkError(data?.errored) || ((error as NodeJS.ErrnoException | undefined)?.code === 'ERR_STREAM_DESTROYED' && data?.destroyed === true);
     data?.destroy();
     await job.cleanup?.().catch(() => undefined);
     const reason = controller.signal.reason;

@@ -3,6 +3,8 @@ import type { EntryTable, FileInfo, FileKind } from './types.js';
 /** Kinds by the number a packed listing uses for them (fs workers, native helper, EntryTable). */
 export const KINDS = ['file', 'dir', 'link', 'other'] as const;
 export const KIND_LINK = KINDS.indexOf('link');
+/** Numbers per entry in a packed listing: kind, size, mtime ms, mode, nlink. */
+export const FIELDS = 5;
 
 /** A listing entry from its lstat fields. */
 export function fileInfo(name: string, kind: FileKind, size: number, mtimeMs: number, mode: number, nlink: number, unique: string): FileInfo {
@@ -15,7 +17,7 @@ export function fileInfo(name: string, kind: FileKind, size: number, mtimeMs: nu
  * entries then holds one object, not 10,000).
  */
 export function entryAt(t: EntryTable, i: number, into?: FileInfo): FileInfo | undefined {
-  const at = i * 5;
+  const at = i * FIELDS;
   const kind = KINDS[t.nums[at]!];
   if (!kind) return undefined;
   const n = t.nums;

@@ -17,10 +17,11 @@ const MAX_CHUNK = 4 * 1024 * 1024;
 /**
  * The bytes [start, end) of an open file. As a Readable it allocates a buffer
  * per read, as streams must (a pushed chunk belongs to the consumer). `sendTo`
- * is the fast path for a transfer: two buffers, reused, the next read running
- * while the last chunk is written, so a 1 GiB download allocates 8 MiB, not
- * 1 GiB of garbage, and a shared budget bounds what many downloads hold at
- * once. The handle is closed once, when the stream is destroyed (at its end,
+ * is the fast path for a transfer: sendfile(2) on a helper thread when the
+ * sink is a plain socket and the native helper is there, else two buffers,
+ * reused, the next read running while the last chunk is written, so a 1 GiB
+ * download allocates 8 MiB, not 1 GiB of garbage, and a shared budget bounds
+ * what many downloads hold at once. The handle is closed once, when the stream is destroyed (at its end,
  * on error, or by the caller).
  */
 export class FileSource extends Readable implements DirectSource {

@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { KINDS } from './entry-table.js';
+import { FIELDS, KINDS } from './entry-table.js';
 
 /** What a listing needs from one lstat, packed so it crosses threads without copying objects. */
 export interface LstatResult {
@@ -26,7 +26,6 @@ export interface SmallRead {
   release?: () => void;
 }
 
-const FIELDS = 5;
 /**
  * Small reads land in slots of one shared slab instead of a new buffer each:
  * a transferred buffer per 64 KiB file is external memory that drove a scavenge

@@ -19,8 +19,8 @@ import {
 } from './types.js';
 import { errno, fail, toStorageError } from './errors.js';
 import { BufferSource, FileSource } from './file-source.js';
-import { entryAt, fileInfo, KIND_LINK, KINDS } from './entry-table.js';
-import { fsWorkers, type LstatResult, type SmallRead } from './fs-workers.js';
+import { entryAt, FIELDS, KIND_LINK, KINDS } from './entry-table.js';
+import { fsWorkers, type SmallRead } from './fs-workers.js';
 import { nativeList } from './native-list.js';
 import { segments } from './vpath.js';
 
@@ -80,11 +80,6 @@ function toInfo(name: string, st: BigIntStats, kind: FileKind = kindOf(st)): Fil
     unique: `${st.dev.toString(16)}-${st.ino.toString(16)}`,
     nlink: Number(st.nlink),
   };
-}
-
-/** Same as toInfo, from an fs worker's lstat. */
-function packedInfo(name: string, st: LstatResult): FileInfo {
-  return fileInfo(name, st.kind, st.size, st.mtimeMs, st.mode, st.nlink, `${st.dev.toString(16)}-${st.ino.toString(16)}`);
 }
 
 /** Every entry of a packed table that is still there, as FileInfo. */
@@ -180,45 +175,48 @@ export class LocalStorage implements Storage, TableListing {
   }
 
   async list(vpath: VirtualPath, options: { limit?: number } = {}): Promise<FileInfo[]> {
-    const table = await this.listTable(vpath, options);
-    if (table) return tableInfos(table);
-    const r = await this.#existing(vpath);
-    const limit = options.limit ?? Infinity;
-    const names = await this.#fs(() => fsWorkers.readNames(r.real, limit, HIDDEN));
-    names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    const stats = await this.#fs(() => fsWorkers.lstat(r.real, names));
-    const out: FileInfo[] = [];
-    for (let i = 0; i < names.length; i++) {
-      const st = stats[i];
-      if (st) out.push(packedInfo(names[i]!, st)); // else removed since readdir
-    }
-    const links = out.flatMap((info, i) => (info.kind === 'link' ? [i] : []));
-    const resolved = await this.#resolveLinks(r.real, links.map((i) => out[i]!));
-    links.forEach((at, k) => (out[at] = resolved[k]!));
-    return out;
+    return tableInfos(await this.listTable(vpath, options));
   }
 
   /**
-   * The folder as one packed table, read by a native job (readdir, sort and
-   * lstat on threads of their own); undefined where the helper is missing or
-   * busy, and `list` reads through the fs workers. Upload temp files are left
-   * out; at most `limit` entries, so memory is bounded by the limit.
+   * The folder as one packed table, sorted by name: read by a native job
+   * (readdir, sort and lstat on threads of their own) when the helper is there
+   * and free, else through the fs workers. Upload temp files are left out; at
+   * most `limit` entries, so memory is bounded by the limit. Links are
+   * resolved in place (see #resolveLinks).
    */
-  async listTable(vpath: VirtualPath, options: { limit?: number } = {}): Promise<EntryTable | undefined> {
+  async listTable(vpath: VirtualPath, options: { limit?: number } = {}): Promise<EntryTable> {
     const r = await this.#existing(vpath);
-    const native = nativeList(r.real, options.limit ?? Infinity, HIDDEN);
-    if (!native) return undefined;
-    const table = await this.#fs(() => native);
+    const limit = options.limit ?? Infinity;
+    const native = nativeList(r.real, limit, HIDDEN);
+    const table = native ? await this.#fs(() => native) : await this.#workerTable(r.real, limit);
     const { names, nums, uniques } = table;
     const links: number[] = [];
-    for (let i = 0; i < names.length; i++) if (nums[i * 5] === KIND_LINK) links.push(i);
+    for (let i = 0; i < names.length; i++) if (nums[i * FIELDS] === KIND_LINK) links.push(i);
     const resolved = await this.#resolveLinks(r.real, links.map((i) => entryAt(table, i)!));
     links.forEach((at, k) => {
       const info = resolved[k]!;
-      nums.set([KINDS.indexOf(info.kind), info.size, info.mtime.getTime(), info.mode, info.nlink], at * 5);
+      nums.set([KINDS.indexOf(info.kind), info.size, info.mtime.getTime(), info.mode, info.nlink], at * FIELDS);
       uniques[at] = info.unique;
     });
     return table;
+  }
+
+  /** The same table through the fs workers: names in one, lstat in batches on all of them. */
+  async #workerTable(dirReal: string, limit: number): Promise<EntryTable> {
+    const names = await this.#fs(() => fsWorkers.readNames(dirReal, limit, HIDDEN));
+    names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const stats = await this.#fs(() => fsWorkers.lstat(dirReal, names));
+    const nums = new Float64Array(names.length * FIELDS);
+    const uniques = stats.map((st, i) => {
+      if (!st) {
+        nums[i * FIELDS] = -1; // removed since readdir
+        return '';
+      }
+      nums.set([KINDS.indexOf(st.kind), st.size, st.mtimeMs, st.mode, st.nlink], i * FIELDS);
+      return `${st.dev.toString(16)}-${st.ino.toString(16)}`;
+    });
+    return { names, nums, uniques };
   }
 
   async read(vpath: VirtualPath, options: { start?: number } = {}): Promise<Download> {
@@ -514,7 +512,8 @@ export class LocalStorage implements Storage, TableListing {
           if (await fs.lstat(finalPath).then(() => true, () => false)) throw fail('exists');
           return fs.rename(temp, finalPath);
         }
-        await fs.unlink(temp);
+        // The file is in place under its name: a temp name left behind must not fail the upload.
+        await fs.unlink(temp).catch(() => undefined);
       },
       async discard() {
         await fs.unlink(temp).catch(() => undefined);

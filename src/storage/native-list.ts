@@ -2,7 +2,6 @@ import { getSystemErrorName } from 'node:util';
 import { nativeHelper } from './native.js';
 import type { EntryTable } from './types.js';
 
-
 /** Listings a process runs natively at once (two threads each); past that they go to the fs workers. */
 const MAX_JOBS = 4;
 let jobs = 0;
@@ -17,8 +16,16 @@ let jobs = 0;
 export function nativeList(dir: string, limit: number, hidden: { prefix: string; suffix: string }): Promise<EntryTable> | undefined {
   const native = nativeHelper();
   if (!native || jobs >= MAX_JOBS) return undefined;
+  let settle: (errno: number, joined?: Buffer, nums?: ArrayBuffer) => void = () => undefined;
+  try {
+    native.list(dir, Number.isFinite(limit) ? limit : Number.MAX_SAFE_INTEGER, hidden.prefix, hidden.suffix, (...args) => settle(...args));
+  } catch {
+    // No thread or memory for it now: nothing started, the fs workers may still manage.
+    return undefined;
+  }
+  jobs++;
   return new Promise((resolve, reject) => {
-    const done = (errno: number, joined?: Buffer, nums?: ArrayBuffer): void => {
+    settle = (errno, joined, nums) => {
       jobs--;
       if (errno !== 0 || !joined || !nums) {
         const code = errno !== 0 ? getSystemErrorName(-errno) : 'ENOMEM';
@@ -34,7 +41,5 @@ export function nativeList(dir: string, limit: number, hidden: { prefix: string;
       }
       resolve({ names, nums: new Float64Array(nums), uniques });
     };
-    native.list(dir, Number.isFinite(limit) ? limit : Number.MAX_SAFE_INTEGER, hidden.prefix, hidden.suffix, done);
-    jobs++;
   });
 }

@@ -62,8 +62,8 @@ export interface WriteOptions {
 
 /**
  * Optional capability of a download's stream: it writes its bytes into `sink`
- * itself, faster than through its Readable side (LocalStorage reuses two
- * buffers). Settles when the last chunk has been taken by the sink; rejects on
+ * itself, faster than through its Readable side (LocalStorage uses sendfile(2)
+ * on plain sockets, else two reused buffers). Settles when the last chunk has been taken by the sink; rejects on
  * a read or write error, or as soon as `signal` aborts. Always releases the source;
  * memory still queued on the sink after an abort is released when the sink
  * closes, so a caller must close (destroy) the sink after a failed send.
@@ -121,11 +121,10 @@ export interface EntryTable {
 
 /**
  * Optional capability of a Storage: `list` as an EntryTable, with the same
- * entries (links resolved the same way). Undefined when it cannot now (the
- * caller then uses `list`).
+ * entries (links resolved the same way), used instead of `list` when present.
  */
 export interface TableListing {
-  listTable(path: VirtualPath, options?: { limit?: number }): Promise<EntryTable | undefined>;
+  listTable(path: VirtualPath, options?: { limit?: number }): Promise<EntryTable>;
 }
 
 /**

@@ -323,8 +323,9 @@ describe('moat CLI: who', () => {
     assert.ok(busy.transfer!.bytes > 0, 'bytes sent so far are shown');
 
     // Anything but the known request gets an error, not a crash.
-    const odd = await new Promise<string>((resolve) => {
+    const odd = await new Promise<string>((resolve, reject) => {
       const c = createConnection(socketPath);
+      c.on('error', reject);
       let got = '';
       c.setEncoding('utf8');
       c.on('data', (d: string) => (got += d));

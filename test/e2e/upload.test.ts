@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { binaryClient, epsvConnection, sendInPieces } from '../helpers/clients.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { sha1 } from '../helpers/files.js';
 
 /**
  * Uploads through the real server, where plain data connections are read
@@ -20,7 +21,6 @@ describe('uploads over plain data connections', () => {
 
 
 
-  const sha1 = (b: Buffer): string => createHash('sha1').update(b).digest('hex');
 
   test('a 3 MiB upload in uneven pieces arrives byte for byte, and REST resumes it in place', async () => {
     const c = await binaryClient(t.port);

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { validateConfig } from '../../src/config/load.js';
@@ -8,6 +7,7 @@ import { BanStore } from '../../src/guard/bans.js';
 import { canonicalIp, isLoopback, NetworkList } from '../../src/guard/networks.js';
 import { rootDecision, resolveRunAs } from '../../src/guard/privileges.js';
 import { ScoreBoard, TokenBucket } from '../../src/guard/rate.js';
+import { inTempDir } from '../helpers/files.js';
 
 describe('guard building blocks', () => {
   test('NetworkList: IPv4 and IPv6 CIDRs, single addresses, IPv4-mapped addresses', () => {
@@ -56,112 +56,113 @@ describe('guard building blocks', () => {
   });
 
   test('BanStore: atomic save, reload on change, offences remembered', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'moat-bans-'));
-    try {
-      const file = join(dir, 'state', 'bans.json');
-      const a = await BanStore.open(file);
-      const r = a.ban('::ffff:10.0.0.9', 60, 'test', 1_000_000);
-      assert.equal(r.ip, '10.0.0.9');
-      assert.equal(r.offences, 1);
-      await a.save();
-      assert.deepEqual((await readdir(join(dir, 'state'))).sort(), ['bans.json'], 'no temp file left');
-      const b = await BanStore.open(file);
-      assert.ok(b.active('10.0.0.9', 1_000_001));
-      assert.ok(!b.active('10.0.0.9', 1_000_000 + 61_000));
-      assert.equal(b.ban('10.0.0.9', 60, 'again').offences, 2);
-      await b.save();
-      assert.ok(await a.reloadIfChanged(), 'a sees b’s write');
-      assert.equal(a.get('10.0.0.9')?.offences, 2);
-      assert.equal(await a.reloadIfChanged(), null);
-      a.remove('10.0.0.9');
-      await a.save();
-      assert.equal(JSON.parse(await readFile(file, 'utf8')).bans.length, 0);
-      await writeFile(file, '{broken');
-      await assert.rejects(BanStore.open(file));
-      await assert.rejects(a.reloadIfChanged(), 'a broken file is reported');
-      assert.equal(await a.reloadIfChanged(), null, 'once, not on every check');
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    await inTempDir(async (dir) => {
+    const file = join(dir, 'state', 'bans.json');
+    const a = await BanStore.open(file);
+    const r = a.ban('::ffff:10.0.0.9', 60, 'test', 1_000_000);
+    assert.equal(r.ip, '10.0.0.9');
+    assert.equal(r.offences, 1);
+    await a.save();
+    assert.deepEqual((await readdir(join(dir, 'state'))).sort(), ['bans.json'], 'no temp file left');
+    const b = await BanStore.open(file);
+    assert.ok(b.active('10.0.0.9', 1_000_001));
+    assert.ok(!b.active('10.0.0.9', 1_000_000 + 61_000));
+    assert.equal(b.ban('10.0.0.9', 60, 'again').offences, 2);
+    await b.save();
+    assert.ok(await a.reloadIfChanged(), 'a sees b’s write');
+    assert.equal(a.get('10.0.0.9')?.offences, 2);
+    assert.equal(await a.reloadIfChanged(), null);
+    a.remove('10.0.0.9');
+    await a.save();
+    assert.equal(JSON.parse(await readFile(file, 'utf8')).bans.length, 0);
+    await writeFile(file, '{broken');
+    await assert.rejects(BanStore.open(file));
+    await assert.rejects(a.reloadIfChanged(), 'a broken file is reported');
+    assert.equal(await a.reloadIfChanged(), null, 'once, not on every check');
+    });
   });
 
   test('BanStore: two writers (the server and moat ban) never overwrite each other’s edits', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'moat-bans-'));
-    try {
-      const file = join(dir, 'bans.json');
-      const server = await BanStore.open(file);
-      server.ban('10.0.0.1', 60, 'seed');
-      await server.save();
-      const cli = await BanStore.open(file);
-      // The server bans and drops an address in memory; meanwhile the CLI writes its own edit.
-      server.ban('10.0.0.2', 60, 'auto');
-      server.remove('10.0.0.1');
-      cli.ban('10.0.0.3', 60, 'by hand');
-      await cli.save();
-      // The server's one-second check keeps its unwritten edits on top of the CLI's file.
-      assert.ok(await server.reloadIfChanged());
-      assert.deepEqual(server.list(0, true).map((r) => r.ip), ['10.0.0.2', '10.0.0.3']);
-      await server.save();
-      const cliAgain = await BanStore.open(file);
-      assert.deepEqual(cliAgain.list(0, true).map((r) => r.ip), ['10.0.0.2', '10.0.0.3']);
-      // And the other way round: a CLI holding an old read replays only its own edit.
-      cliAgain.remove('10.0.0.3');
-      server.ban('10.0.0.4', 60, 'auto');
-      await server.save();
-      await cliAgain.save();
-      const final = JSON.parse(await readFile(file, 'utf8')) as { bans: Array<{ ip: string }> };
-      assert.deepEqual(final.bans.map((r) => r.ip), ['10.0.0.2', '10.0.0.4']);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    await inTempDir(async (dir) => {
+    const file = join(dir, 'bans.json');
+    const server = await BanStore.open(file);
+    server.ban('10.0.0.1', 60, 'seed');
+    await server.save();
+    const cli = await BanStore.open(file);
+    // The server bans and drops an address in memory; meanwhile the CLI writes its own edit.
+    server.ban('10.0.0.2', 60, 'auto');
+    server.remove('10.0.0.1');
+    cli.ban('10.0.0.3', 60, 'by hand');
+    await cli.save();
+    // The server's one-second check keeps its unwritten edits on top of the CLI's file.
+    assert.ok(await server.reloadIfChanged());
+    assert.deepEqual(server.list(0, true).map((r) => r.ip), ['10.0.0.2', '10.0.0.3']);
+    await server.save();
+    const cliAgain = await BanStore.open(file);
+    assert.deepEqual(cliAgain.list(0, true).map((r) => r.ip), ['10.0.0.2', '10.0.0.3']);
+    // And the other way round: a CLI holding an old read replays only its own edit.
+    cliAgain.remove('10.0.0.3');
+    server.ban('10.0.0.4', 60, 'auto');
+    await server.save();
+    await cliAgain.save();
+    const final = JSON.parse(await readFile(file, 'utf8')) as { bans: Array<{ ip: string }> };
+    assert.deepEqual(final.bans.map((r) => r.ip), ['10.0.0.2', '10.0.0.4']);
+    });
   });
 
   test('BanStore: a pruned record does not erase the other writer’s newer ban; an unreadable file is reported, then replaced', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'moat-bans-'));
-    try {
+    await inTempDir(async (dir) => {
+    const file = join(dir, 'bans.json');
+    const server = await BanStore.open(file);
+    server.ban('10.0.0.7', 1, 'old', 1_000_000);
+    await server.save();
+    const cli = await BanStore.open(file);
+    assert.ok(server.prune(0, 1_000_000 + 5_000), 'the old ban expired and is pruned in memory');
+    cli.ban('10.0.0.7', 3600, 'again by hand');
+    await cli.save();
+    await server.save();
+    assert.equal(JSON.parse(await readFile(file, 'utf8')).bans[0]?.reason, 'again by hand');
+
+    await writeFile(file, '{broken');
+    server.ban('10.0.0.8', 60, 'auto');
+    const reported: unknown[] = [];
+    await server.save((error) => reported.push(error));
+    assert.equal(reported.length, 1, 'the unreadable file is reported once');
+    assert.deepEqual(JSON.parse(await readFile(file, 'utf8')).bans.map((r: { ip: string }) => r.ip), ['10.0.0.7', '10.0.0.8']);
+    assert.deepEqual((await readdir(dir)).sort(), ['bans.json'], 'no temporary file left');
+    });
+  });
+
+  test('BanStore: lifting an address that is not banned leaves no edit that would erase a later ban by the other writer', async () => {
+    await inTempDir(async (dir) => {
       const file = join(dir, 'bans.json');
       const server = await BanStore.open(file);
-      server.ban('10.0.0.7', 1, 'old', 1_000_000);
-      await server.save();
+      assert.equal(server.remove('10.0.0.9'), false);
       const cli = await BanStore.open(file);
-      assert.ok(server.prune(0, 1_000_000 + 5_000), 'the old ban expired and is pruned in memory');
-      cli.ban('10.0.0.7', 3600, 'again by hand');
+      cli.ban('10.0.0.9', 60, 'by hand');
       await cli.save();
-      await server.save();
-      assert.equal(JSON.parse(await readFile(file, 'utf8')).bans[0]?.reason, 'again by hand');
-
-      await writeFile(file, '{broken');
-      server.ban('10.0.0.8', 60, 'auto');
-      const reported: unknown[] = [];
-      await server.save((error) => reported.push(error));
-      assert.equal(reported.length, 1, 'the unreadable file is reported once');
-      assert.deepEqual(JSON.parse(await readFile(file, 'utf8')).bans.map((r: { ip: string }) => r.ip), ['10.0.0.7', '10.0.0.8']);
-      assert.deepEqual((await readdir(dir)).sort(), ['bans.json'], 'no temporary file left');
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+      assert.ok(await server.reloadIfChanged());
+      assert.equal(server.active('10.0.0.9')?.reason, 'by hand');
+    });
   });
 
   test('BanStore: while writes fail, unwritten edits stay one per address; the next good write has the last state', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'moat-bans-'));
-    try {
-      const folder = join(dir, 'state');
-      const store = await BanStore.open(join(folder, 'bans.json'));
-      await writeFile(folder, 'a file where the folder should be');
-      for (let i = 0; i < 500; i++) {
-        store.ban('10.0.0.9', 60, `round ${i}`);
-        store.remove('10.0.0.9');
-        store.ban('10.0.0.10', 60, `round ${i}`);
-        await assert.rejects(store.save());
-      }
-      assert.equal((store as unknown as { edits: Map<string, unknown> }).edits.size, 2);
-      await rm(folder);
-      await store.save();
-      const written = JSON.parse(await readFile(join(folder, 'bans.json'), 'utf8')) as { bans: Array<{ ip: string; reason: string }> };
-      assert.deepEqual(written.bans.map((r) => [r.ip, r.reason]), [['10.0.0.10', 'round 499']]);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
+    await inTempDir(async (dir) => {
+    const folder = join(dir, 'state');
+    const store = await BanStore.open(join(folder, 'bans.json'));
+    await writeFile(folder, 'a file where the folder should be');
+    for (let i = 0; i < 500; i++) {
+      store.ban('10.0.0.9', 60, `round ${i}`);
+      store.remove('10.0.0.9');
+      store.ban('10.0.0.10', 60, `round ${i}`);
+      await assert.rejects(store.save());
     }
+    assert.equal((store as unknown as { edits: Map<string, unknown> }).edits.size, 2);
+    await rm(folder);
+    await store.save();
+    const written = JSON.parse(await readFile(join(folder, 'bans.json'), 'utf8')) as { bans: Array<{ ip: string; reason: string }> };
+    assert.deepEqual(written.bans.map((r) => [r.ip, r.reason]), [['10.0.0.10', 'round 499']]);
+    });
   });
 
   test('root rule: drop with run_as, stay on loopback or allow_root, refuse otherwise', () => {

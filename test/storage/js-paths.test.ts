@@ -2,7 +2,7 @@
 process.env.MOAT_NATIVE = '0';
 
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -10,6 +10,7 @@ import { nativeStatus } from '../../src/storage/native.js';
 import { sendfileJobs } from '../../src/storage/sendfile.js';
 import { binaryClient } from '../helpers/clients.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { sha1 } from '../helpers/files.js';
 
 /**
  * Without the native helper (not built, or MOAT_NATIVE=0): folders are read
@@ -37,7 +38,6 @@ describe('without the native helper', () => {
     const mlsd = (await c.fetch('MLSD')).toString().trim().split('\r\n');
     assert.equal(mlsd.length, 601);
     assert.match(mlsd.find((l) => l.endsWith(' f-599.txt'))!, /^type=file;size=599;modify=\d{14}(\.\d{3})?;perm=[a-z]+;unique=[0-9a-f]+-[0-9a-f]+;UNIX\.mode=0644; f-599\.txt$/);
-    const sha1 = (b: Buffer): string => createHash('sha1').update(b).digest('hex');
     assert.equal(sha1(await c.fetch('RETR big.bin')), sha1(bytes));
     assert.equal(sendfileJobs().started, 0);
     c.close();

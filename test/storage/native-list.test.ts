@@ -10,6 +10,7 @@ import { nativeStatus } from '../../src/storage/native.js';
 import { entryAt } from '../../src/storage/entry-table.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import { ROOT } from '../../src/storage/vpath.js';
+import { inTempDir } from '../helpers/files.js';
 
 const HIDDEN = { prefix: '.moat-upload-', suffix: '.part' };
 const KINDS = ['file', 'dir', 'link', 'other'];
@@ -60,12 +61,9 @@ describe('nativeList()', { skip: !nativeStatus().available && 'native helper not
 
   it('stops at the limit, and fails with the errno of a folder it cannot open', async () => {
     assert.equal((await nativeList(dir, 10, HIDDEN)!).names.length, 10);
-    const empty = await fs.mkdtemp(path.join(os.tmpdir(), 'moat-native-empty-'));
-    try {
+    await inTempDir(async (empty) => {
       assert.deepEqual(await nativeList(empty, Infinity, HIDDEN), { names: [], nums: new Float64Array(0), uniques: [] });
-    } finally {
-      await fs.rm(empty, { recursive: true });
-    }
+    });
     await assert.rejects(nativeList(path.join(dir, 'gone'), Infinity, HIDDEN)!, { code: 'ENOENT' });
     await assert.rejects(nativeList(path.join(dir, 'old.txt'), Infinity, HIDDEN)!, { code: 'ENOTDIR' });
     // The folder is a real path already checked against the jail: a link there now is refused, not followed.
@@ -78,22 +76,19 @@ describe('nativeList()', { skip: !nativeStatus().available && 'native helper not
   });
 
   it('LocalStorage.listTable: links resolved as list() resolves them (inside: the target; outside or dangling: the link, size hidden)', async () => {
-    const home = await fs.mkdtemp(path.join(os.tmpdir(), 'moat-native-home-'));
-    try {
+    await inTempDir(async (home) => {
       await fs.writeFile(path.join(home, 'target.txt'), 'twelve bytes');
       await fs.symlink('target.txt', path.join(home, 'inside'));
       await fs.symlink('/etc/hostname', path.join(home, 'outside'));
       await fs.symlink('missing', path.join(home, 'dangling'));
       const storage = new LocalStorage(home);
-      const table = (await storage.listTable(ROOT))!;
+      const table = await storage.listTable(ROOT);
       const rows = table.names.map((_, i) => entryAt(table, i)!);
       assert.deepEqual(rows, await storage.list(ROOT));
       const by = (name: string) => rows.find((r) => r.name === name)!;
       assert.deepEqual([by('inside').kind, by('inside').size], ['file', 12]);
       assert.deepEqual([by('outside').kind, by('outside').size], ['link', 0]);
       assert.deepEqual([by('dangling').kind, by('dangling').size], ['link', 0]);
-    } finally {
-      await fs.rm(home, { recursive: true, force: true });
-    }
+    });
   });
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtemp, open, rm, truncate, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, rm, truncate, writeFile, type FileHandle } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,69 +47,71 @@ describe('sendfile()', { skip: !nativeStatus().available && 'native helper not b
     await truncate(join(dir, 'sparse.bin'), 256 * 1024 * 1024);
   });
   after(() => rm(dir, { recursive: true, force: true }));
-
-  test('sends the range asked for and reports it as progress', async () => {
+  /**
+   * A connected pair and an open file of the test folder, both closed whatever
+   * `body` does: closing the socket also cancels a send blocked on a peer that
+   * reads nothing.
+   */
+  const withPair = async (file: string, body: (pair: Awaited<ReturnType<typeof socketPair>>, fh: FileHandle) => Promise<void>): Promise<void> => {
     const pair = await socketPair();
-    const fh = await open(join(dir, 'f.bin'));
-    const received = collect(pair.client);
-    let progressed = 0;
-    const sent = await sendfile(pair.server, fh.fd, 1000, 2_000_000, new AbortController().signal, (n) => (progressed += n));
-    pair.server.end();
-    assert.equal(sent, 2_000_000);
-    assert.equal(progressed, 2_000_000);
-    assert.ok((await received).equals(bytes.subarray(1000, 2_001_000)));
-    await fh.close();
-    pair.close();
-  });
+    const fh = await open(join(dir, file));
+    try {
+      await body(pair, fh);
+    } finally {
+      pair.close();
+      await fh.close();
+    }
+  };
 
-  test('a file shorter than the range (it shrank) ends the send early, without error', async () => {
-    const pair = await socketPair();
-    const fh = await open(join(dir, 'f.bin'));
-    const received = collect(pair.client);
-    const sent = await sendfile(pair.server, fh.fd, bytes.length - 10, 1000, new AbortController().signal, () => undefined);
-    pair.server.end();
-    assert.equal(sent, 10);
-    assert.ok((await received).equals(bytes.subarray(-10)));
-    await fh.close();
-    pair.close();
-  });
+  test('sends the range asked for and reports it as progress', () =>
+    withPair('f.bin', async (pair, fh) => {
+      const received = collect(pair.client);
+      let progressed = 0;
+      const sent = await sendfile(pair.server, fh.fd, 1000, 2_000_000, new AbortController().signal, (n) => (progressed += n));
+      pair.server.end();
+      assert.equal(sent, 2_000_000);
+      assert.equal(progressed, 2_000_000);
+      assert.ok((await received).equals(bytes.subarray(1000, 2_001_000)));
+    }));
 
-  test('an abort while the peer reads nothing stops the thread and rejects with the reason', async () => {
-    const pair = await socketPair();
-    pair.client.pause();
-    const fh = await open(join(dir, 'sparse.bin'));
-    const controller = new AbortController();
-    const sending = sendfile(pair.server, fh.fd, 0, 256 * 1024 * 1024, controller.signal, () => undefined)!;
-    setTimeout(() => controller.abort(new Error('stop')), 100);
-    await assert.rejects(sending, /stop/);
-    assert.equal(sendfileJobs().running, 0);
-    await fh.close();
-    pair.close();
-  });
+  test('a file shorter than the range (it shrank) ends the send early, without error', () =>
+    withPair('f.bin', async (pair, fh) => {
+      const received = collect(pair.client);
+      const sent = await sendfile(pair.server, fh.fd, bytes.length - 10, 1000, new AbortController().signal, () => undefined);
+      pair.server.end();
+      assert.equal(sent, 10);
+      assert.ok((await received).equals(bytes.subarray(-10)));
+    }));
 
-  test('a peer that resets rejects with its errno', async () => {
-    const pair = await socketPair();
-    const fh = await open(join(dir, 'sparse.bin'));
-    pair.client.once('data', () => pair.client.resetAndDestroy());
-    const sending = sendfile(pair.server, fh.fd, 0, 256 * 1024 * 1024, new AbortController().signal, () => undefined)!;
-    await assert.rejects(sending, (e: NodeJS.ErrnoException) => e.code === 'ECONNRESET' || e.code === 'EPIPE');
-    await fh.close();
-    pair.close();
-  });
+  test('an abort while the peer reads nothing stops the thread and rejects with the reason', () =>
+    withPair('sparse.bin', async (pair, fh) => {
+      pair.client.pause();
+          const controller = new AbortController();
+      const sending = sendfile(pair.server, fh.fd, 0, 256 * 1024 * 1024, controller.signal, () => undefined)!;
+      setTimeout(() => controller.abort(new Error('stop')), 100);
+      await assert.rejects(sending, /stop/);
+      assert.equal(sendfileJobs().running, 0);
+    }));
 
-  test('declines (undefined, nothing sent) a socket with writes queued, an ended one, or a stream that is no socket', async () => {
-    const pair = await socketPair();
-    const fh = await open(join(dir, 'f.bin'));
-    const signal = new AbortController().signal;
-    pair.server.cork();
-    pair.server.write('queued');
-    assert.equal(sendfile(pair.server, fh.fd, 0, 10, signal, () => undefined), undefined);
-    pair.server.uncork();
-    pair.server.end();
-    assert.equal(sendfile(pair.server, fh.fd, 0, 10, signal, () => undefined), undefined);
-    const { PassThrough } = await import('node:stream');
-    assert.equal(sendfile(new PassThrough(), fh.fd, 0, 10, signal, () => undefined), undefined);
-    await fh.close();
-    pair.close();
-  });
+  test('a peer that resets rejects with its errno', () =>
+    withPair('sparse.bin', async (pair, fh) => {
+          pair.client.once('data', () => pair.client.resetAndDestroy());
+      const sending = sendfile(pair.server, fh.fd, 0, 256 * 1024 * 1024, new AbortController().signal, () => undefined)!;
+      await assert.rejects(sending, (e: NodeJS.ErrnoException) => e.code === 'ECONNRESET' || e.code === 'EPIPE');
+    }));
+
+  test('declines (undefined, nothing sent) a socket with writes queued, an ended one, or a stream that is no socket', () =>
+    withPair('f.bin', async (pair, fh) => {
+          const signal = new AbortController().signal;
+      const started = sendfileJobs().started;
+      pair.server.cork();
+      pair.server.write('queued');
+      assert.equal(sendfile(pair.server, fh.fd, 0, 10, signal, () => undefined), undefined);
+      pair.server.uncork();
+      pair.server.end();
+      assert.equal(sendfile(pair.server, fh.fd, 0, 10, signal, () => undefined), undefined);
+      const { PassThrough } = await import('node:stream');
+      assert.equal(sendfile(new PassThrough(), fh.fd, 0, 10, signal, () => undefined), undefined);
+      assert.equal(sendfileJobs().started, started, 'no send was started');
+    }));
 });
