@@ -115,6 +115,15 @@ async function serve(config: MoatConfig, zeroConfig = false): Promise<void> {
   } else if (config.run_as) {
     log.warn({ event: 'privileges' }, 'run_as is ignored: Moat was not started as root');
   }
+  // After the privilege drop, so the socket belongs to the user the server runs as.
+  const controlPath = controlSocketOf(config.state_dir);
+  const control = await openControlSocket(controlPath, { who: () => ({ sessions: server.who() }) }, (error) =>
+    log.warn({ event: 'control-socket', path: controlPath, error: error.message }, `control socket: ${error.message}`),
+  ).catch((error: Error) => {
+    log.warn({ event: 'control-socket', path: controlPath, error: error.message }, `moat who will not work: ${error.message}`);
+    return undefined;
+  });
+  // Before the start-up lines: whoever reads "Moat is serving" may ask `moat who` at once.
   const first = addresses[0]!;
   const lines = [`Moat is serving ${resolve(config.root)} on ${addresses.map((a) => `ftp://${a}`).join(', ')}`];
   if (demoPassword) {
@@ -129,15 +138,6 @@ async function serve(config: MoatConfig, zeroConfig = false): Promise<void> {
   lines.push(...tlsStartupLines(tls, config, implicit, first));
   process.stderr.write(lines.join('\n') + '\n');
   if (tls) watchTls(tls);
-  // After the privilege drop, so the socket belongs to the user the server runs as.
-  const controlPath = controlSocketOf(config.state_dir);
-  const control = await openControlSocket(controlPath, { who: () => ({ sessions: server.who() }) }, (error) =>
-    log.warn({ event: 'control-socket', path: controlPath, error: error.message }, `control socket: ${error.message}`),
-  ).catch((error: Error) => {
-    log.warn({ event: 'control-socket', path: controlPath, error: error.message }, `moat who will not work: ${error.message}`);
-    return undefined;
-  });
-
   const stop = (signal: string) => {
     log.info({ event: 'shutdown', signal }, 'shutting down');
     control?.close();
