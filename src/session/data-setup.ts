@@ -57,18 +57,24 @@ export class DataSetup {
     this.active = { host, port };
   }
 
-  /** Open the data connection for a transfer; the setup is used up either way. */
-  async open(): Promise<Duplex> {
+  /**
+   * Open the data connection for a transfer; the setup is used up either way.
+   * An abort (ABOR, the session ending) gives the passive port or the pending
+   * active connection back at once instead of at the data_connect timeout.
+   */
+  async open(signal: AbortSignal): Promise<Duplex> {
     const passive = this.passive;
     const active = this.active;
     this.passive = undefined;
     this.active = undefined;
     const s = this.session;
     let socket: Socket;
+    const closePassive = () => passive?.close();
+    signal.addEventListener('abort', closePassive, { once: true });
     try {
       if (passive) socket = await passive.take();
       else if (active) {
-        socket = await connectActive(active.host, active.port, s.localAddress || undefined, s.server.config.timeouts.data_connect * 1000);
+        socket = await connectActive(active.host, active.port, s.localAddress || undefined, s.server.config.timeouts.data_connect * 1000, signal);
       } else throw new FtpError(425, 'Use PORT, EPRT, PASV or EPSV first.');
     } catch (error) {
       passive?.close();
@@ -77,6 +83,8 @@ export class DataSetup {
         s.server.events.emit('security', { ...s.actor, event: 'data-connect-timeout', detail: `active ${active.host}:${active.port}` });
       }
       throw new FtpError(425, "Can't open data connection.", { cause: error, logReason: 'data connection failed' });
+    } finally {
+      signal.removeEventListener('abort', closePassive);
     }
     socket.resume();
     if (s.protection === 'P') {

@@ -103,7 +103,7 @@ function openWithAbort(session: Session, signal: AbortSignal): Promise<Duplex> {
   return new Promise((resolve, reject) => {
     const onAbort = () => reject(new FtpError(426, 'Transfer aborted.'));
     signal.addEventListener('abort', onAbort, { once: true });
-    session.data.open().then(
+    session.data.open(signal).then(
       (d) => {
         signal.removeEventListener('abort', onAbort);
         if (signal.aborted) {

@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { passivePort, RawClient } from '../helpers/clients.js';
+import { passivePort, RawClient, refusesConnections } from '../helpers/clients.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 describe('control connection protocol', () => {
@@ -137,6 +137,21 @@ describe('control connection protocol', () => {
     assert.match(await c.cmd('NOOP'), /^200 /);
     const transfer = t.eventsNamed('download').at(-1)!;
     assert.equal(transfer.result, 'aborted');
+    c.close();
+  });
+
+  test('ABOR before the client opened the passive connection: 426, 226, and the port is given back at once', async () => {
+    await writeFile(join(t.root, 'waiting.bin'), 'x');
+    const c = await greeted();
+    await c.login();
+    const port = passivePort(await c.cmd('EPSV'));
+    assert.match(await c.cmd('RETR waiting.bin'), /^150 /);
+    c.write('ABOR\r\n');
+    assert.match(await c.reply(), /^426 /);
+    assert.match(await c.reply(), /^226 /);
+    // Not held until timeouts.data_connect: nobody may connect to it after the abort.
+    assert.ok(await refusesConnections(port), 'the passive port still accepts after ABOR');
+    assert.equal(t.eventsNamed('download').at(-1)!.result, 'aborted');
     c.close();
   });
 

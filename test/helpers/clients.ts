@@ -193,6 +193,18 @@ export async function epsvConnection(c: RawClient): Promise<Socket> {
   return data;
 }
 
+/** Resolves when nothing listens on 127.0.0.1:port any more (the connection is refused). */
+export async function refusesConnections(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = connect({ port, host: '127.0.0.1' });
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(false);
+    });
+    probe.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'ECONNREFUSED'));
+  });
+}
+
 /** Parse "227 Entering Passive Mode (h,h,h,h,p,p)" or "229 ... (|||port|)". */
 export function passivePort(reply: string): number {
   const epsv = /\(\|\|\|(\d+)\|\)/.exec(reply);
