@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, stat, unlink } from 'node:fs/promises';
-import { isIP } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
+import { checkHome, isCidr } from '../config/values.js';
 import { hashPassword, isPasswordHash, verifyDummy, verifyPassword, type PasswordVerifier } from './password.js';
 import { checkPermissions, parsePermissions } from './permissions.js';
 import { ALL_PERMISSIONS, type AuthContext, type User, type UserStore } from './types.js';
@@ -37,20 +37,6 @@ export function checkUserName(name: string): string | null {
     : `invalid user name ${JSON.stringify(name)}: use 1-64 of A-Z a-z 0-9 . _ @ -, not starting with '.' or '-'`;
 }
 
-/**
- * The problem with a home folder, or null when it is valid. A home is
- * relative to the server root; absolute paths and '..' segments are refused
- * so that a users file can never point a user outside the root. Backslashes
- * count as separators because storage/ treats them so.
- */
-export function checkHome(home: string): string | null {
-  if (/[\u0000-\u001f\u007f]/.test(home)) return 'home must not contain control characters';
-  if (/^[/\\]/.test(home) || /^[A-Za-z]:/.test(home)) return `home ${JSON.stringify(home)} must be relative to the server root`;
-  if (home.split(/[/\\]/).includes('..')) return `home ${JSON.stringify(home)} must not contain '..'`;
-  if (home.length > 1024) return 'home is longer than 1024 characters';
-  return null;
-}
-
 /** A valid home in one spelling: forward slashes, no empty or '.' segments; '' is the root. */
 export function normalizeHome(home: string): string {
   const problem = checkHome(home);
@@ -59,15 +45,6 @@ export function normalizeHome(home: string): string {
     .split(/[/\\]/)
     .filter((s) => s !== '' && s !== '.')
     .join('/');
-}
-
-function isCidr(s: string): boolean {
-  const [addr, bits, extra] = s.split('/');
-  if (extra !== undefined || !addr) return false;
-  const family = isIP(addr);
-  if (family === 0) return false;
-  if (bits === undefined) return true;
-  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
 }
 
 const problemToIssue = (check: (s: string) => string | null) => (s: string, ctx: z.RefinementCtx) => {

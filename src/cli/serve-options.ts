@@ -1,8 +1,12 @@
 import type { Command } from 'commander';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
-/** Numbers are passed on as given when they do not parse, so validation names the key. */
-const num = (value: string): number | string => (/^\d+$/.test(value) ? Number(value) : value);
+/**
+ * Anything that reads as a number (-5, 1e3, 2.5) becomes one, so validation
+ * names the key with the real reason (range, not an integer); the rest is
+ * passed on as given and reported as not a number.
+ */
+const num = (value: string): number | string => (value.trim() !== '' && Number.isFinite(Number(value)) ? Number(value) : value);
 
 /** The flags shared by `moat serve` and `moat check-config`. */
 export function addServeOptions(cmd: Command): Command {

@@ -37,17 +37,33 @@ async function gather(session: Session, pathArg: string, showHidden: boolean): P
   const info = await storage.stat(path);
   if (info.kind !== 'dir') return { path, entries: [{ ...info, name: basename(path) }], isDir: false };
   const limits = session.server.config.limits;
-  const started = Date.now();
   const options = { limit: limits.listing_max_entries };
   const listTable = (storage as Partial<TableListing>).listTable?.bind(storage);
-  const listed = listTable ? await listTable(path, options) : await storage.list(path, options);
-  if (Date.now() - started > limits.listing_timeout * 1000) {
-    throw new FtpError(451, 'Listing took too long.', { logReason: 'listing timeout' });
-  }
+  const work: Promise<EntryTable | FileInfo[]> = listTable ? listTable(path, options) : storage.list(path, options);
+  const listed = await withinDeadline(work, limits.listing_timeout * 1000);
   if (!Array.isArray(listed)) return { path, entries: tableRows(listed, showHidden), isDir: true };
   const shown = showHidden ? listed : listed.filter((e) => !e.name.startsWith('.'));
   shown.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return { path, entries: shown, isDir: true };
+}
+
+/**
+ * The listing, or 451 once `ms` have passed (0 = no limit): a folder on a hung
+ * or very slow filesystem answers the client instead of holding it. The
+ * storage's work cannot be recalled; its late result is dropped.
+ */
+async function withinDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
+  if (ms <= 0) return work;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new FtpError(451, 'Listing took too long.', { logReason: 'listing timeout' })), ms);
+  });
+  work.catch(() => undefined);
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** A packed table's entries (sorted already), as one FileInfo refilled for each. */

@@ -84,8 +84,8 @@ export function tlsCommands(layer: TlsLayer): CommandSpec[] {
       arg: 'none',
       handler(session) {
         if (!session.secure) return reply(533, 'The command channel is not protected.');
-        if (!layer.config.tls.allow_ccc) return reply(534, 'CCC refused by policy: the control connection stays encrypted.');
-        return reply(502, 'CCC is not supported by this server.');
+        // Never granted (RFC 4217 534): the rest of the session, PORT/PASV included, stays encrypted.
+        return reply(534, 'CCC refused by policy: the control connection stays encrypted.');
       },
     },
   ];

@@ -72,7 +72,8 @@ async function store(session: Session, path: VirtualPath, options: StoreOptions)
     opening: options.unique ? `FILE: ${name}` : `Ok to send data for ${name}.`,
     done: options.unique ? `Transfer complete (unique file name: ${name}).` : undefined,
     async run(data, signal, progress) {
-      let total = offset;
+      // The limit is on the file an upload leaves: what it resumes from or appends to counts.
+      let total = options.append ? (existing?.size ?? 0) : offset;
       const received = (n: number): void => {
         total += n;
         progress(n);

@@ -20,12 +20,23 @@ function isTree(v: unknown): v is Tree {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
 }
 
-/** Overrides win over the file, key by key; arrays are replaced whole. */
+/** True when a tree holds no defined value at any depth (flags that were not given). */
+function isBlank(v: Tree): boolean {
+  return Object.values(v).every((x) => x === undefined || (isTree(x) && isBlank(x)));
+}
+
+/**
+ * Overrides win over the file, key by key; arrays are replaced whole. A
+ * section the file gives as a plain value (`active = false`) is kept as it is,
+ * so validation reports it instead of a flag's table silently replacing it.
+ */
 export function merge(base: Tree, over: Tree): Tree {
   const out: Tree = { ...base };
   for (const [k, v] of Object.entries(over)) {
     if (v === undefined) continue;
-    out[k] = isTree(v) && isTree(out[k]) ? merge(out[k] as Tree, v) : v;
+    if (!isTree(v)) out[k] = v;
+    else if (isTree(out[k])) out[k] = merge(out[k] as Tree, v);
+    else if (out[k] === undefined && !isBlank(v)) out[k] = v;
   }
   return out;
 }

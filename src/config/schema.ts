@@ -1,5 +1,7 @@
 import { isIP } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import { z } from 'zod';
+import { checkHome, checkPublicHost, isCidr } from './values.js';
 
 /** "host:port" or "[v6]:port"; the host must be an IP literal or "localhost". */
 export const hostPort = z.string().refine((s) => parseHostPort(s) !== null, {
@@ -29,18 +31,16 @@ const portRange = z.string().refine((s) => parsePortRange(s) !== null, {
   message: 'expected MIN-MAX with 1024 <= MIN <= MAX <= 65535, e.g. 40000-40100',
 });
 
-const cidr = z.string().refine(
-  (s) => {
-    const [addr, bits, extra] = s.split('/');
-    if (extra !== undefined || !addr) return false;
-    const family = isIP(addr);
-    if (family === 0) return false;
-    if (bits === undefined) return true;
-    const n = Number(bits);
-    return /^\d{1,3}$/.test(bits) && n <= (family === 4 ? 32 : 128);
-  },
-  { message: 'expected an IP address or CIDR, e.g. 192.168.1.0/24 or 2001:db8::/32' },
-);
+const cidr = z.string().refine(isCidr, { message: 'expected an IP address or CIDR, e.g. 192.168.1.0/24 or 2001:db8::/32' });
+
+/** A refinement from a check that returns its problem as text (null = fine). */
+const problemOf = (check: (s: string) => string | null) => (s: string, ctx: z.RefinementCtx) => {
+  const problem = check(s);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+};
+const publicHost = z.string().superRefine(problemOf((s) => (s === '' ? null : checkPublicHost(s))));
+
+export const DEFAULT_NEVER_BAN: readonly string[] = ['127.0.0.1', '::1'];
 
 const seconds = (def: number, min = 0) => z.number().int().min(min).max(86_400).default(def);
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
@@ -52,7 +52,7 @@ const listener = z.union([
   z.strictObject({
     address: hostPort,
     /** Passive address announced to clients of this listener (NAT), overriding passive.public_host. */
-    public_host: z.string().optional(),
+    public_host: publicHost.optional(),
   }),
 ]);
 
@@ -64,14 +64,17 @@ export const configSchema = z.strictObject({
   banner: z.string().max(200).refine((s) => !/[\r\n\0]/.test(s), 'must be one line').default('Moat FTP server ready.'),
   log_level: logLevel.default('info'),
   log_file: z.string().default(''),
-  run_as: z.string().default(''),
+  run_as: z
+    .string()
+    .refine((s) => s === '' || /^[^:\s]+(:[^:\s]+)?$/.test(s), 'expected "user" or "user:group"')
+    .default(''),
   allow_root: z.boolean().default(false),
 
   passive: z
     .strictObject({
       enabled: z.boolean().default(true),
       ports: portRange.default('40000-40999'),
-      public_host: z.string().default(''),
+      public_host: publicHost.default(''),
     })
     .prefault({}),
 
@@ -86,7 +89,7 @@ export const configSchema = z.strictObject({
   anonymous: z
     .strictObject({
       enabled: z.boolean().default(false),
-      home: z.string().default('pub'),
+      home: z.string().superRefine(problemOf(checkHome)).default('pub'),
       allow_plaintext: z.boolean().default(false),
     })
     .prefault({}),
@@ -123,13 +126,13 @@ export const configSchema = z.strictObject({
     .strictObject({
       failed_login_delay_ms: z.number().int().min(0).max(30_000).default(1000),
       ban_threshold: z.number().int().min(1).max(10_000).default(10),
-      ban_window: seconds(600),
+      ban_window: seconds(600, 1),
       ban_duration: seconds(900),
       ban_max_duration: z.number().int().min(1).max(31_536_000).default(604_800),
       allow: z.array(cidr).default([]),
       deny: z.array(cidr).default([]),
       /** Like fail2ban's ignoreip: the host itself is never banned (127.0.0.2 and the rest of 127/8 still can be). */
-      never_ban: z.array(cidr).default(['127.0.0.1', '::1']),
+      never_ban: z.array(cidr).default([...DEFAULT_NEVER_BAN]),
     })
     .prefault({}),
 
@@ -149,7 +152,6 @@ export const configSchema = z.strictObject({
       implicit_listen: z.array(hostPort).default([]),
       min_version: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
       ciphers: z.string().default(''),
-      allow_ccc: z.boolean().default(false),
       generate_self_signed: z.boolean().default(false),
     })
     .prefault({}),
@@ -169,6 +171,34 @@ export function checkConfig(c: MoatConfig): string[] {
   }
   if (c.tls.implicit_listen.length > 0 && c.tls.cert === '' && !c.tls.generate_self_signed) {
     errors.push('tls.implicit_listen: implicit TLS needs tls.cert and tls.key');
+  }
+  const hasCertificate = c.tls.cert !== '' || c.tls.generate_self_signed;
+  if (!hasCertificate && c.tls.control !== undefined && c.tls.control !== 'off') {
+    // Otherwise the server would start without TLS at all, in clear, while the file asks for it.
+    errors.push(`tls.control: "${c.tls.control}" needs a certificate: set tls.cert and tls.key, or tls.generate_self_signed = true`);
+  }
+  if (!hasCertificate && c.tls.data !== undefined) {
+    errors.push(`tls.data: "${c.tls.data}" needs a certificate: set tls.cert and tls.key, or tls.generate_self_signed = true`);
+  }
+  if (c.tls.ciphers !== '') {
+    try {
+      createSecureContext({ ciphers: c.tls.ciphers });
+    } catch (error) {
+      errors.push(`tls.ciphers: OpenSSL accepts none of ${JSON.stringify(c.tls.ciphers)} (${(error as Error).message})`);
+    }
+  }
+  if (c.guard.ban_duration > c.guard.ban_max_duration) {
+    errors.push(`guard.ban_duration: ${c.guard.ban_duration} s is longer than guard.ban_max_duration (${c.guard.ban_max_duration} s)`);
+  }
+  const addresses = [...c.listen.map((l) => (typeof l === 'string' ? l : l.address)), ...c.tls.implicit_listen];
+  const seen = new Set<string>();
+  for (const address of addresses) {
+    const { host, port } = parseHostPort(address)!;
+    // Port 0 is a fresh ephemeral port each time: never a clash.
+    if (port === 0) continue;
+    const key = `${host}|${port}`;
+    if (seen.has(key)) errors.push(`listen / tls.implicit_listen: ${address} is given twice`);
+    seen.add(key);
   }
   if (c.tls.implicit_listen.length > 0 && c.tls.control === 'off') {
     // Otherwise the implicit listeners would silently not start.

@@ -1,4 +1,4 @@
-import type { MoatConfig } from './schema.js';
+import { DEFAULT_NEVER_BAN, type MoatConfig } from './schema.js';
 
 export interface WeakerOption {
   key: string;
@@ -30,5 +30,10 @@ export function weakerOptions(c: MoatConfig): WeakerOption[] {
   if (c.guard.failed_login_delay_ms === 0) add('guard.failed_login_delay_ms', '0: wrong passwords are answered at once');
   if (c.timeouts.idle === 0) add('timeouts.idle', '0: idle sessions are never closed');
   if (c.timeouts.stalled_transfer === 0) add('timeouts.stalled_transfer', '0: stalled transfers are never aborted');
+  if (c.guard.ban_duration === 0) add('guard.ban_duration', '0: addresses are never banned, however they score');
+  const extra = c.guard.never_ban.filter((cidr) => !DEFAULT_NEVER_BAN.includes(cidr));
+  if (extra.length) add('guard.never_ban', `${extra.join(', ')} can never be banned`);
+  if (c.tls.ciphers !== '' && control !== 'off') add('tls.ciphers', 'a custom cipher list replaces the default (AEAD suites with forward secrecy only)');
+  if (c.limits.listing_timeout === 0) add('limits.listing_timeout', '0: a listing on a hung filesystem holds its client forever');
   return out;
 }

@@ -3,7 +3,8 @@ import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { checkHome, FileUserStore, normalizeHome, UsersFileError, UserStoreError } from '../../src/auth/file-store.js';
+import { FileUserStore, normalizeHome, UsersFileError, UserStoreError } from '../../src/auth/file-store.js';
+import { checkHome } from '../../src/config/values.js';
 import { hashPassword, verifyPassword } from '../../src/auth/password.js';
 import { VerifyCache } from '../../src/auth/verify-cache.js';
 

@@ -2,6 +2,9 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { LocalStorage } from '../../src/storage/local.js';
+import type { EntryTable, VirtualPath } from '../../src/storage/types.js';
 import { RawClient } from '../helpers/clients.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
@@ -70,3 +73,41 @@ describe('listings', () => {
     c.close();
   });
 });
+
+/** A storage whose folder "slow" takes 2.5 s to read: a hung network filesystem, in small. */
+class SlowFolders extends LocalStorage {
+  override async listTable(vpath: VirtualPath, options: { limit?: number } = {}): Promise<EntryTable> {
+    if (vpath === '/slow') await sleep(2_500);
+    return super.listTable(vpath, options);
+  }
+}
+
+for (const seconds of [1, 0]) {
+  describe(`limits.listing_timeout = ${seconds}`, () => {
+    let t: TestServer;
+    before(async () => {
+      t = await startServer({
+        config: { limits: { listing_timeout: seconds } },
+        parts: { storage: async () => new SlowFolders(t.root) },
+      });
+      await mkdir(join(t.root, 'slow'));
+      await writeFile(join(t.root, 'slow', 'a.txt'), 'a');
+    });
+    after(() => t.close());
+
+    test(seconds ? 'a listing that takes longer is answered 451 at the deadline, and the session goes on' : '0 means no limit: a slow listing completes', async () => {
+      const c = await RawClient.loggedIn(t.port);
+      const started = Date.now();
+      if (seconds) {
+        assert.match(await c.cmd('EPSV'), /^229 /);
+        assert.match(await c.cmd('LIST slow'), /^451 Listing took too long/);
+        const took = Date.now() - started;
+        assert.ok(took >= 900 && took < 2_400, `answered after ${took} ms, not at the 1 s deadline`);
+      } else {
+        assert.match((await c.fetch('NLST slow')).toString(), /^a\.txt\r\n$/);
+      }
+      assert.match(await c.cmd('NOOP'), /^200 /);
+      c.close();
+    });
+  });
+}

@@ -52,7 +52,7 @@ describe('uploads over plain data connections', () => {
     c.close();
   });
 
-  test('APPE past limits.max_upload_size: 552, the appended part kept, and the chunk that crossed the limit never reaches the file', async () => {
+  test('APPE past limits.max_upload_size (the existing size counts): 552, the appended part kept, and the chunk that crossed the limit never reaches the file', async () => {
     const c = await binaryClient(t.port);
     await writeFile(join(t.root, 'grow.bin'), Buffer.alloc(1024 * 1024, 1));
     const data = await epsvConnection(c);
@@ -60,9 +60,16 @@ describe('uploads over plain data connections', () => {
     void sendInPieces(data, randomBytes(8 * 1024 * 1024)).catch(() => undefined);
     assert.match(await c.reply(), /^552 /);
     data.destroy();
-    // The limit counts the bytes of this upload (APPE starts at 0): 1 MiB was there, at most 4 MiB more fit.
+    // The limit is on the file: the 1 MiB already there counts, so repeated APPEs cannot grow it past 4 MiB.
     const size = (await stat(join(t.root, 'grow.bin'))).size;
-    assert.ok(size <= 5 * 1024 * 1024, `the file grew to ${size} bytes, past the limit`);
+    assert.ok(size >= 1024 * 1024 && size <= 4 * 1024 * 1024, `the file grew to ${size} bytes, past the limit`);
+    await writeFile(join(t.root, 'grow.bin'), Buffer.alloc(4 * 1024 * 1024, 1));
+    const again = await epsvConnection(c);
+    assert.match(await c.cmd('APPE grow.bin'), /^150 /);
+    void sendInPieces(again, Buffer.alloc(64 * 1024, 2)).catch(() => undefined);
+    assert.match(await c.reply(), /^552 /);
+    again.destroy();
+    assert.equal((await stat(join(t.root, 'grow.bin'))).size, 4 * 1024 * 1024, 'an APPE to a file at the limit adds nothing');
     c.close();
   });
 
