@@ -31,6 +31,9 @@ interface Listing {
   isDir: boolean;
 }
 
+/** Sessions whose storage is still reading a folder for them. */
+const stillListing = new WeakSet<Session>();
+
 async function gather(session: Session, pathArg: string, showHidden: boolean): Promise<Listing> {
   const path = session.resolve(pathArg);
   const storage = session.storage!;
@@ -39,7 +42,10 @@ async function gather(session: Session, pathArg: string, showHidden: boolean): P
   const limits = session.server.config.limits;
   const options = { limit: limits.listing_max_entries };
   const listTable = (storage as Partial<TableListing>).listTable?.bind(storage);
-  const work: Promise<EntryTable | FileInfo[]> = listTable ? listTable(path, options) : storage.list(path, options);
+  // A listing past its deadline still runs in the storage: one per session, so a client cannot pile them up.
+  if (stillListing.has(session)) throw new FtpError(451, 'The previous listing is still being read; try again later.', { logReason: 'listing still running' });
+  stillListing.add(session);
+  const work: Promise<EntryTable | FileInfo[]> = (listTable ? listTable(path, options) : storage.list(path, options)).finally(() => stillListing.delete(session));
   const listed = await withinDeadline(work, limits.listing_timeout * 1000);
   if (!Array.isArray(listed)) return { path, entries: tableRows(listed, showHidden), isDir: true };
   const shown = showHidden ? listed : listed.filter((e) => !e.name.startsWith('.'));

@@ -103,6 +103,10 @@ for (const seconds of [1, 0]) {
         assert.match(await c.cmd('LIST slow'), /^451 Listing took too long/);
         const took = Date.now() - started;
         assert.ok(took >= 900 && took < 2_400, `answered after ${took} ms, not at the 1 s deadline`);
+        // The storage is still reading: a second listing is refused rather than piled on top.
+        assert.match(await c.cmd('NLST slow'), /^451 The previous listing is still being read/);
+        await sleep(2_000);
+        assert.match((await c.fetch('NLST')).toString(), /^slow\r\n$/, 'once it is done, the session lists again');
       } else {
         assert.match((await c.fetch('NLST slow')).toString(), /^a\.txt\r\n$/);
       }
