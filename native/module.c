@@ -20,6 +20,7 @@ void call_back(napi_env env, napi_value fn, size_t argc, napi_value *argv) {
 static napi_value init(napi_env env, napi_value exports) {
   register_sendfile(env, exports);
   register_list(env, exports);
+  register_format(env, exports);
   return exports;
 }
 

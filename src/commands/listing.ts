@@ -11,6 +11,7 @@ import {
 } from '../listing/format.js';
 import { FtpError, reply } from '../session/reply.js';
 import type { Session } from '../session/session.js';
+import { nativeLines } from '../listing/native-lines.js';
 import { runTransfer } from '../session/transfer.js';
 import { entryAt, fileInfo } from '../storage/entry-table.js';
 import type { EntryTable, FileInfo, TableListing, VirtualPath } from '../storage/types.js';
@@ -28,6 +29,9 @@ interface Listing {
    * each one before taking the next.
    */
   entries: Iterable<FileInfo>;
+  /** The packed table the entries come from, when the storage gave one. */
+  table?: EntryTable;
+  showHidden: boolean;
   isDir: boolean;
 }
 
@@ -38,7 +42,7 @@ async function gather(session: Session, pathArg: string, showHidden: boolean): P
   const path = session.resolve(pathArg);
   const storage = session.storage!;
   const info = await storage.stat(path);
-  if (info.kind !== 'dir') return { path, entries: [{ ...info, name: basename(path) }], isDir: false };
+  if (info.kind !== 'dir') return { path, entries: [{ ...info, name: basename(path) }], showHidden, isDir: false };
   const limits = session.server.config.limits;
   const options = { limit: limits.listing_max_entries };
   const listTable = (storage as Partial<TableListing>).listTable?.bind(storage);
@@ -47,10 +51,10 @@ async function gather(session: Session, pathArg: string, showHidden: boolean): P
   stillListing.add(session);
   const work: Promise<EntryTable | FileInfo[]> = (listTable ? listTable(path, options) : storage.list(path, options)).finally(() => stillListing.delete(session));
   const listed = await withinDeadline(work, limits.listing_timeout * 1000);
-  if (!Array.isArray(listed)) return { path, entries: tableRows(listed, showHidden), isDir: true };
+  if (!Array.isArray(listed)) return { path, entries: tableRows(listed, showHidden), table: listed, showHidden, isDir: true };
   const shown = showHidden ? listed : listed.filter((e) => !e.name.startsWith('.'));
   shown.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return { path, entries: shown, isDir: true };
+  return { path, entries: shown, showHidden, isDir: true };
 }
 
 /**
@@ -118,14 +122,18 @@ async function list(session: Session, command: string, arg: string, format: Form
   const showHidden = format === 'mlsx' || parsed.flags.includes('a');
   const listing = await gather(session, parsed.path.trim() === '' ? '.' : parsed.path, showHidden);
   if (format === 'mlsx' && !listing.isDir) throw new FtpError(501, 'Not a directory.');
-  const toLine = lineFormatter(session, format, new Date());
+  const now = new Date();
+  const native =
+    listing.table &&
+    nativeLines(listing.table, { format, now, showHidden: listing.showHidden, facts: session.mlstFacts, permissions: session.user!.permissions });
+  const lines = native ?? chunks(listing.entries, lineFormatter(session, format, now));
   await runTransfer(session, {
     direction: 'list',
     command,
     path: listing.path,
     opening: 'Here comes the directory listing.',
     done: 'Directory send OK.',
-    run: (data, signal, progress) => copy(Readable.from(chunks(listing.entries, toLine)), data, signal, progress),
+    run: (data, signal, progress) => copy(Readable.from(lines), data, signal, progress),
   });
 }
 

@@ -1,3 +1,4 @@
+import { KINDS } from '../storage/entry-table.js';
 import type { FileInfo, FileKind } from '../storage/types.js';
 
 /*
@@ -154,8 +155,6 @@ export function mlsxPerm(info: Pick<FileInfo, 'kind'>, userPermissions: string):
   return out;
 }
 
-const KINDS: readonly FileKind[] = ['file', 'dir', 'link', 'other'];
-
 /** mlsxPerm for every entry of one listing: the letters depend only on the entry's kind. */
 export function mlsxPermByKind(userPermissions: string): (info: FileInfo) => string {
   const byKind = new Map(KINDS.map((kind) => [kind, mlsxPerm({ kind }, userPermissions)]));
@@ -180,6 +179,20 @@ const MODE_FACT = Array.from({ length: 0o1000 }, (_, mode) => `UNIX.mode=${mode.
 /** What ends the modify fact for each millisecond: none for a whole second, else `.mmm`. */
 const MS_SUFFIX = Array.from({ length: 1000 }, (_, ms) => (ms ? `.${String(ms).padStart(3, '0')};` : ';'));
 
+/** Every fact an MLSD line may carry, in the order it carries them. */
+const MLSX_FACTS = ['type', 'size', 'modify', 'perm', 'unique', 'UNIX.mode'] as const;
+
+/** The facts a client asked for as bits, 1 << index in MLSX_FACTS (native/format.c's FACT_*). */
+export function mlsxFactBits(facts: ReadonlySet<string> | undefined): number {
+  const want = wantedFacts(facts);
+  return MLSX_FACTS.reduce((bits, fact, i) => (want(fact) ? bits | (1 << i) : bits), 0);
+}
+
+/** mlsxPerm for each kind, in the order of the packed listings' kind numbers (storage/entry-table KINDS). */
+export function mlsxPermsByKindNumber(userPermissions: string): string[] {
+  return KINDS.map((kind) => mlsxPerm({ kind }, userPermissions));
+}
+
 /** The facts a client asked for (OPTS MLST), decided once per listing rather than per entry. */
 function wantedFacts(facts: ReadonlySet<string> | undefined): (name: string) => boolean {
   if (!facts) return () => true;
@@ -196,10 +209,7 @@ export function mlsxFormatter(
   perm: (info: FileInfo) => string,
   options: { facts?: ReadonlySet<string> } = {},
 ): (info: FileInfo) => string {
-  const want = wantedFacts(options.facts);
-  const [type, size, modify, permFact, unique, mode] = (
-    ['type', 'size', 'modify', 'perm', 'unique', 'UNIX.mode'] as const
-  ).map(want);
+  const [type, size, modify, permFact, unique, mode] = MLSX_FACTS.map(wantedFacts(options.facts));
   const modifyText = memo((second) => `modify=${formatMdtm(new Date(second * 1000))}`);
   // Whole facts, looked up: a 10,000-entry MLSD builds each line from a few pieces, not a dozen.
   const typeFact = new Map(KINDS.map((kind) => [kind, `type=${mlsxType(kind)};`]));

@@ -21,7 +21,7 @@ import { errno, fail, toStorageError } from './errors.js';
 import { BufferSource, FileSource } from './file-source.js';
 import { entryAt, FIELDS, KIND_LINK, KINDS } from './entry-table.js';
 import { fsWorkers, type SmallRead } from './fs-workers.js';
-import { nativeList } from './native-list.js';
+import { forgetPackedNames, nativeList } from './native-list.js';
 import { segments } from './vpath.js';
 
 /*
@@ -190,14 +190,16 @@ export class LocalStorage implements Storage, TableListing {
     const limit = options.limit ?? Infinity;
     const native = nativeList(r.real, limit, HIDDEN);
     const table = native ? await this.#fs(() => native) : await this.#workerTable(r.real, limit);
-    const { names, nums, uniques } = table;
+    const { nums } = table;
     const links: number[] = [];
-    for (let i = 0; i < names.length; i++) if (nums[i * FIELDS] === KIND_LINK) links.push(i);
+    for (let i = 0; i < nums.length; i += FIELDS) if (nums[i] === KIND_LINK) links.push(i / FIELDS);
+    if (links.length === 0) return table;
+    forgetPackedNames(table);
     const resolved = await this.#resolveLinks(r.real, links.map((i) => entryAt(table, i)!));
     links.forEach((at, k) => {
       const info = resolved[k]!;
       nums.set([KINDS.indexOf(info.kind), info.size, info.mtime.getTime(), info.mode, info.nlink], at * FIELDS);
-      uniques[at] = info.unique;
+      table.uniques[at] = info.unique;
     });
     return table;
   }

@@ -6,6 +6,22 @@ import type { EntryTable } from './types.js';
 const MAX_JOBS = 4;
 let jobs = 0;
 
+/** A native listing's names and unique ids as the helper packed them, for its line formatter. */
+const packedNames = new WeakMap<EntryTable, Buffer>();
+
+/**
+ * The packed names and ids behind a native listing's table, while they still
+ * describe it (see `forgetPackedNames`); undefined for any other table.
+ */
+export function packedNamesOf(table: EntryTable): Buffer | undefined {
+  return packedNames.get(table);
+}
+
+/** The table's entries were changed (links resolved in place): its packed ids are stale. */
+export function forgetPackedNames(table: EntryTable): void {
+  packedNames.delete(table);
+}
+
 /**
  * readdir + sort + lstat of the folder at host path `dir` on native threads:
  * at most `limit` names, without those that start with `hidden.prefix` and
@@ -32,14 +48,32 @@ export function nativeList(dir: string, limit: number, hidden: { prefix: string;
         reject(Object.assign(new Error(`list ${dir}: ${code}`), { code, errno: -errno, syscall: 'scandir' }));
         return;
       }
-      const parts = nums.byteLength === 0 ? [] : joined.toString('utf8').split('\0');
-      const names: string[] = [];
-      const uniques: string[] = [];
-      for (let i = 0; i < parts.length; i += 2) {
-        names.push(parts[i]!);
-        uniques.push(parts[i + 1]!);
-      }
-      resolve({ names, nums: new Float64Array(nums), uniques });
+      // Names and ids become strings only when read: a listing the helper also formats never needs them.
+      let decoded: { names: string[]; uniques: string[] } | undefined;
+      const decode = () => (decoded ??= unpack(joined, nums.byteLength === 0));
+      const table: EntryTable = {
+        nums: new Float64Array(nums),
+        get names() {
+          return decode().names;
+        },
+        get uniques() {
+          return decode().uniques;
+        },
+      };
+      packedNames.set(table, joined);
+      resolve(table);
     };
   });
+}
+
+/** The helper's "name NUL unique NUL ..." as two arrays. */
+function unpack(joined: Buffer, empty: boolean): { names: string[]; uniques: string[] } {
+  const parts = empty ? [] : joined.toString('utf8').split('\0');
+  const names: string[] = [];
+  const uniques: string[] = [];
+  for (let i = 0; i < parts.length; i += 2) {
+    names.push(parts[i]!);
+    uniques.push(parts[i + 1]!);
+  }
+  return { names, uniques };
 }

@@ -14,6 +14,19 @@ export interface NativeHelper {
     hiddenSuffix: string,
     done: (errno: number, namesAndUniques?: Buffer, nums?: ArrayBuffer) => void,
   ): void;
+  /** format.c: whether formatLines renders every entry of this listing exactly as src/listing/format.ts. */
+  formattable(namesAndUniques: Buffer, nums: Float64Array): boolean;
+  /** format.c: the next chunk of lines from `cursor` ([entry, byte offset], moved on), undefined at the end. */
+  formatLines(
+    namesAndUniques: Buffer,
+    nums: Float64Array,
+    cursor: Float64Array,
+    format: number,
+    nowMs: number,
+    showHidden: boolean,
+    facts: number,
+    perms: string[],
+  ): Buffer | undefined;
 }
 
 /** Where `npm install` builds it (scripts/build-native.mjs), from src/ and dist/ alike. */

@@ -3,7 +3,9 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { nativeLinesUsed } from '../../src/listing/native-lines.js';
 import { LocalStorage } from '../../src/storage/local.js';
+import { nativeStatus } from '../../src/storage/native.js';
 import type { EntryTable, VirtualPath } from '../../src/storage/types.js';
 import { RawClient } from '../helpers/clients.js';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -33,8 +35,12 @@ describe('listings', () => {
         answered++;
       }
     })();
+    const formatted = nativeLinesUsed.listings;
     const list = (await client.fetch('LIST big')).toString().split('\r\n').filter(Boolean);
     const mlsd = (await client.fetch('MLSD big')).toString().split('\r\n').filter(Boolean);
+    // Where the helper is built, it formatted both (native/format.c; the lines are compared with
+    // the JavaScript formatter's in test/listing/native-lines.test.ts).
+    assert.equal(nativeLinesUsed.listings - formatted, nativeStatus().available ? 2 : 0);
     listing = false;
     await pinger;
     assert.equal(list.length, 10_000);
