@@ -136,7 +136,7 @@ export const authCommands: CommandSpec[] = [
       if (session.closed) return;
       if (session.user) session.server.events.emit('logout', session.actor);
       session.send(reply(221, 'Goodbye.'));
-      session.close('quit');
+      session.close('quit', 'close');
     },
   },
 ];
