@@ -9,6 +9,7 @@
  */
 #include "moat.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,9 +20,10 @@
 #define KIND_DIR 1
 #define KIND_LINK 2
 #define KIND_OTHER 3
-/* A chunk ends past this many bytes; no line is longer than LINE_MAX_BYTES. */
+/* A chunk ends past this many bytes; a line is its name, its id and at most LINE_FIXED_MAX more. */
 #define CHUNK_BYTES (64 * 1024)
 #define LINE_MAX_BYTES 1024
+#define LINE_FIXED_MAX 256
 
 #define FACT_TYPE 1
 #define FACT_SIZE 2
@@ -160,7 +162,8 @@ static void ls_line(out_t *o, const spec_t *spec, const double *n, const char *n
 
 static const char *const TYPE_FACTS[] = {"type=file;", "type=dir;", "type=OS.unix=symlink;", "type=OS.unix=special;"};
 
-static void mlsx_line(out_t *o, const spec_t *spec, const double *n, const char *name, size_t name_len, const char *unique) {
+static void mlsx_line(out_t *o, const spec_t *spec, const double *n, const char *name, size_t name_len, const char *unique,
+                      size_t unique_len) {
   int kind = (int)n[0];
   if (spec->facts & FACT_TYPE) puts_(o, TYPE_FACTS[kind]);
   if ((spec->facts & FACT_SIZE) && kind != KIND_DIR) put_num(o, "size=%lld;", kind == KIND_LINK ? 0LL : (long long)n[1]);
@@ -183,7 +186,7 @@ static void mlsx_line(out_t *o, const spec_t *spec, const double *n, const char 
   }
   if (spec->facts & FACT_UNIQUE) {
     puts_(o, "unique=");
-    puts_(o, unique);
+    put(o, unique, unique_len);
     *o->p++ = ';';
   }
   if (spec->facts & FACT_MODE) put_num(o, "UNIX.mode=%04llo;", (long long)((int)n[3] & 0777));
@@ -261,21 +264,38 @@ static napi_value format_lines(napi_env env, napi_callback_info info) {
     napi_get_undefined(env, &result);
     return result;
   }
-  char *chunk = malloc(CHUNK_BYTES + LINE_MAX_BYTES);
-  if (chunk == NULL) return throw_errno(env, "formatLines", 12);
+  size_t cap = CHUNK_BYTES + LINE_MAX_BYTES;
+  char *chunk = malloc(cap);
+  if (chunk == NULL) return throw_errno(env, "formatLines", ENOMEM);
   out_t o = {chunk};
   for (; i < count && at < raw_len && o.p - chunk < CHUNK_BYTES; i++) {
     const char *name = raw + at;
     size_t name_len = strnlen(name, raw_len - at);
-    const char *unique = name + name_len + 1;
     at += name_len + 1;
-    at += strnlen(raw + at, raw_len - at) + 1;
+    const char *unique = "";
+    size_t unique_len = 0;
+    if (at < raw_len) {
+      unique = raw + at;
+      unique_len = strnlen(unique, raw_len - at);
+      at += unique_len + 1;
+    }
+    /* Room for the longest line this entry can make: its name and id, and the fixed columns. */
+    size_t used = (size_t)(o.p - chunk);
+    if (used + name_len + unique_len + LINE_FIXED_MAX > cap) {
+      char *grown = realloc(chunk, cap = used + name_len + unique_len + LINE_FIXED_MAX);
+      if (grown == NULL) {
+        free(chunk);
+        return throw_errno(env, "formatLines", ENOMEM);
+      }
+      chunk = grown;
+      o.p = chunk + used;
+    }
     const double *n = nums + i * FIELDS;
     /* Gone since readdir (-1); anything else unknown is skipped too, never used as an index. */
     if (!(n[0] == KIND_FILE || n[0] == KIND_DIR || n[0] == KIND_LINK || n[0] == KIND_OTHER)) continue;
     if (!spec.show_hidden && name[0] == '.') continue;
     if (spec.format == FORMAT_LS) ls_line(&o, &spec, n, name, name_len);
-    else if (spec.format == FORMAT_MLSX) mlsx_line(&o, &spec, n, name, name_len, unique);
+    else if (spec.format == FORMAT_MLSX) mlsx_line(&o, &spec, n, name, name_len, unique, unique_len);
     else put_name(&o, name, name_len);
     put(&o, "\r\n", 2);
   }
@@ -284,7 +304,7 @@ static napi_value format_lines(napi_env env, napi_callback_info info) {
   napi_status status = napi_create_buffer_copy(env, (size_t)(o.p - chunk), chunk, NULL, &result);
   free(chunk);
   /* Never a silently short listing: the caller's transfer fails instead. */
-  if (status != napi_ok) return throw_errno(env, "formatLines", 12);
+  if (status != napi_ok) return throw_errno(env, "formatLines", ENOMEM);
   return result;
 }
 
