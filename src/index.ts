@@ -27,7 +27,7 @@ export function createServer(options: CreateServerOptions): MoatServer {
   return server;
 }
 
-export { MoatServer } from './server/server.js';
+export { MoatServer, StartupError } from './server/server.js';
 export type { StorageFactory } from './server/context.js';
 export { MoatEvents, type MoatEventMap, type Actor, type TransferEvent } from './observe/events.js';
 export type { User, UserStore, AuthContext, PermissionLetter, TlsPolicy, DataSessionPolicy } from './auth/types.js';

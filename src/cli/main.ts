@@ -37,8 +37,9 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = error.exitCode;
       return;
     }
-    if (error instanceof CliError) {
-      process.stderr.write(`moat: ${error.message}\n`);
+    // A file the command needs and cannot use (EACCES, ENOSPC, ...): the errno message names it.
+    if (error instanceof CliError || typeof (error as NodeJS.ErrnoException | undefined)?.code === 'string') {
+      process.stderr.write(`moat: ${(error as Error).message}\n`);
       process.exitCode = 1;
       return;
     }

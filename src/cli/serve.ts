@@ -87,18 +87,27 @@ async function serve(config: MoatConfig, zeroConfig = false): Promise<void> {
   const server = new MoatServer({ config, users, ...tls?.serverParts() });
   attachLogger(server.events, log);
 
-  // One session's bug must never end the process: log it and keep serving.
-  process.on('uncaughtException', (error) => log.error({ event: 'uncaught-exception', error: String(error?.stack ?? error) }, 'uncaught exception'));
-  process.on('unhandledRejection', (error) => log.error({ event: 'unhandled-rejection', error: String((error as Error)?.stack ?? error) }, 'unhandled rejection'));
-
   for (const { key, detail } of weakerOptions(config)) {
     log.warn({ event: 'weaker-option', key, security: true }, `${key}: ${detail}`);
   }
   const native = nativeStatus();
   if (native.available) log.info({ event: 'native-helper', available: true, sendfile: config.transfer.sendfile }, 'native helper loaded (sendfile downloads, threaded listings)');
   else log.warn({ event: 'native-helper', available: false, reason: native.reason }, `downloads and listings take the JavaScript paths: ${native.reason}`);
-  const addresses = await server.listen();
-  const implicit = tls ? await tls.attach(server) : [];
+  let addresses: string[];
+  let implicit: string[];
+  try {
+    addresses = await server.listen();
+    implicit = tls ? await tls.attach(server) : [];
+  } catch (error) {
+    // Nothing half-started: a server missing one of its listeners is not what was asked for.
+    await server.close();
+    const message = (error as Error).message;
+    log.fatal({ event: 'startup-failed', error: message }, message);
+    throw new CliError(message);
+  }
+  // Only once serving: one session's bug must never end the process, so log it and keep serving.
+  process.on('uncaughtException', (error) => log.error({ event: 'uncaught-exception', error: String(error?.stack ?? error) }, 'uncaught exception'));
+  process.on('unhandledRejection', (error) => log.error({ event: 'unhandled-rejection', error: String((error as Error)?.stack ?? error) }, 'unhandled rejection'));
   // Listeners are bound: give up root now, synchronously, before the event loop runs any client's command.
   if (privileges.action === 'drop') {
     const { runAs } = privileges;

@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { FromNetworkAscii, ToNetworkAscii } from '../data/ascii.js';
 import { copy } from '../data/copy.js';
 import { receive } from '../data/receive.js';
-import { FtpError, reply, type Reply } from '../session/reply.js';
+import { reply, type Reply } from '../session/reply.js';
 import type { Session } from '../session/session.js';
 import { runTransfer } from '../session/transfer.js';
 import { StorageError, type VirtualPath } from '../storage/types.js';
@@ -21,6 +21,10 @@ function counted(stream: Readable, progress: (n: number) => void): Readable {
   return stream;
 }
 
+function pastEnd(): StorageError {
+  return new StorageError('past-end', 'REST beyond end of file');
+}
+
 async function retrieve(session: Session, arg: string): Promise<Reply | void> {
   const path = session.resolve(arg);
   const start = session.restOffset;
@@ -28,7 +32,7 @@ async function retrieve(session: Session, arg: string): Promise<Reply | void> {
   const { size, stream: source } = await session.storage!.read(path, { start });
   if (start > size) {
     source.destroy();
-    throw new FtpError(554, 'Restart offset beyond end of file.', { logReason: 'REST beyond end of file' });
+    throw pastEnd();
   }
   await runTransfer(session, {
     direction: 'download',
@@ -61,6 +65,7 @@ async function store(session: Session, path: VirtualPath, options: StoreOptions)
     throw e;
   });
   if (existing && existing.kind !== 'file') return reply(550, 'Not a regular file.');
+  if (offset > (existing?.size ?? 0)) throw pastEnd();
   const upload = await storage.write(path, { offset, append: options.append === true, exclusive: options.unique === true });
   const maxSize = session.server.config.limits.max_upload_size;
   let committed = false;
@@ -114,6 +119,7 @@ export const transferCommands: CommandSpec[] = [
     name: 'RETR',
     syntax: 'RETR <path>',
     help: 'Download a file (from the REST offset, if one was given).',
+    dataConnection: true,
     arg: 'required',
     permission: 'r',
     handler: (s, a) => retrieve(s, a),
@@ -122,6 +128,7 @@ export const transferCommands: CommandSpec[] = [
     name: 'STOR',
     syntax: 'STOR <path>',
     help: 'Upload a file; it appears under its name only once complete (REST resumes in place).',
+    dataConnection: true,
     arg: 'required',
     permission: 'w',
     handler: (s, a) => store(s, s.resolve(a), { command: 'STOR' }),
@@ -130,6 +137,7 @@ export const transferCommands: CommandSpec[] = [
     name: 'APPE',
     syntax: 'APPE <path>',
     help: 'Append to a file, creating it if needed.',
+    dataConnection: true,
     arg: 'required',
     permission: 'a',
     handler: (s, a) => store(s, s.resolve(a), { command: 'APPE', append: true }),
@@ -138,6 +146,7 @@ export const transferCommands: CommandSpec[] = [
     name: 'STOU',
     syntax: 'STOU [<name>]',
     help: 'Upload under a unique name chosen by the server.',
+    dataConnection: true,
     arg: 'optional',
     permission: 'w',
     async handler(session, arg) {

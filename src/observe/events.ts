@@ -22,7 +22,8 @@ export interface TransferEvent extends Actor {
  * listen here; nothing below the server reaches up to them.
  */
 export interface MoatEventMap {
-  listening: { addresses: string[] };
+  /** Once for the FTP listeners, once more for implicit-TLS ones (`implicitTls`). */
+  listening: { addresses: string[]; implicitTls?: boolean };
   'session-open': Actor & { port: number; listener: string; secure: boolean };
   'session-close': Actor & { reason: string; durationMs: number };
   login: Actor & { secure: boolean };

@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { resolve as resolveHostPath } from 'node:path';
 import type { UserStore } from '../auth/types.js';
@@ -41,6 +41,26 @@ const DEADLINE_SWEEP_MS = 1000;
 /** Shared 'error' listener: a socket that fails before or without a session is just dropped. */
 function destroySocket(this: Socket): void {
   this.destroy();
+}
+
+/** The server could not start: a listener or the served folder. The message says which and why. */
+export class StartupError extends Error {}
+
+const LISTEN_FAILURES: Record<string, string> = {
+  EADDRINUSE: 'address already in use',
+  EACCES: 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)',
+  EADDRNOTAVAIL: 'not an address of this machine',
+};
+
+async function prepareRoot(root: string): Promise<void> {
+  try {
+    await mkdir(root, { recursive: true });
+    if (!(await stat(root)).isDirectory()) throw new Error('not a folder');
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    const why = e.code === 'EEXIST' || e.code === 'ENOTDIR' ? 'not a folder' : (e.code ?? e.message);
+    throw new StartupError(`cannot serve ${root}: ${why}`, { cause: error });
+  }
 }
 
 interface Bound {
@@ -94,18 +114,26 @@ export class MoatServer {
     return this.context.config;
   }
 
-  /** Bind every configured listener; resolves to their "host:port" addresses. */
+  /**
+   * Bind every configured listener; resolves to their "host:port" addresses.
+   * All or nothing: when one cannot be bound (StartupError) the others are closed again.
+   */
   async listen(): Promise<string[]> {
-    if (!this.context.config.root) throw new Error('root is not set');
-    await mkdir(resolveHostPath(this.context.config.root), { recursive: true });
-    await this.guard.start();
-    for (const l of this.context.config.listen) {
-      const address = typeof l === 'string' ? l : l.address;
-      const info: ListenerInfo = {
-        name: address,
-        publicHost: typeof l === 'string' ? '' : (l.public_host ?? ''),
-      };
-      await this.bind(address, info, (socket) => this.accept(socket, info));
+    if (!this.context.config.root) throw new StartupError('root is not set');
+    await prepareRoot(resolveHostPath(this.context.config.root));
+    try {
+      await this.guard.start();
+      for (const l of this.context.config.listen) {
+        const address = typeof l === 'string' ? l : l.address;
+        const info: ListenerInfo = {
+          name: address,
+          publicHost: typeof l === 'string' ? '' : (l.public_host ?? ''),
+        };
+        await this.bind(address, info, (socket) => this.accept(socket, info));
+      }
+    } catch (error) {
+      await this.close();
+      throw error;
     }
     const addresses = this.addresses();
     this.events.emit('listening', { addresses });
@@ -123,11 +151,14 @@ export class MoatServer {
         socket.destroy();
       }
     });
-    server.on('error', (error) => this.events.emit('server-error', { error, where: `listener ${address}` }));
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      server.once('error', (error: NodeJS.ErrnoException) => {
+        const why = LISTEN_FAILURES[error.code ?? ''] ?? error.message;
+        reject(new StartupError(`cannot listen on ${address}: ${why}`, { cause: error }));
+      });
       server.listen({ host, port, ipv6Only: host.includes(':') }, () => {
-        server.off('error', reject);
+        server.removeAllListeners('error');
+        server.on('error', (error) => this.events.emit('server-error', { error, where: `listener ${address}` }));
         resolve();
       });
     });

@@ -7,7 +7,7 @@ import type { Session } from './session.js';
 
 /**
  * Runs one command line through the checks in one fixed order: parse, rate
- * limit (guard), lookup, state, argument shape, permission, handler. Every failure becomes a reply
+ * limit (guard), lookup, state, argument shape, permission, data setup, handler. Every failure becomes a reply
  * here, with one 'refused' event, whether the handler threw it or returned a 4xx/5xx reply.
  */
 export async function dispatch(session: Session, line: string): Promise<void> {
@@ -42,6 +42,7 @@ export async function dispatch(session: Session, line: string): Promise<void> {
   if (spec.permission && session.user && !hasPermission(session.user, spec.permission)) {
     return refuse(550, 'Permission denied.', `missing permission ${spec.permission}`);
   }
+  if (spec.dataConnection && !session.dataPrepared) return refuse(425, 'Use PORT, EPRT, PASV or EPSV first.', 'no data connection set up');
 
   let result: Reply | void;
   try {

@@ -11,6 +11,8 @@ const STORAGE_REPLIES: Record<StorageErrorKind, [number, string]> = {
   'no-space': [452, 'Insufficient storage space.'],
   quota: [552, 'Quota exceeded.'],
   'invalid-path': [553, 'File name not allowed.'],
+  'name-too-long': [553, 'File name too long.'],
+  'past-end': [554, 'Restart offset beyond end of file.'],
   'outside-jail': [550, 'Permission denied.'],
   io: [451, 'Local error in processing.'],
 };

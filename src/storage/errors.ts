@@ -11,6 +11,8 @@ const MESSAGES: Record<StorageErrorKind, string> = {
   'no-space': 'no space left on device',
   quota: 'disk quota exceeded',
   'invalid-path': 'invalid path',
+  'name-too-long': 'file name too long',
+  'past-end': 'offset beyond end of file',
   'outside-jail': 'path leaves the home folder',
   io: 'input/output error',
 };
@@ -25,6 +27,11 @@ const ERRNO_KINDS: Record<string, StorageErrorKind> = {
   EPERM: 'permission',
   ENOSPC: 'no-space',
   EDQUOT: 'quota',
+  EFBIG: 'quota',
+  EROFS: 'permission',
+  ENAMETOOLONG: 'name-too-long',
+  // rename(2) of a folder into itself, and other requests the file system cannot express.
+  EINVAL: 'invalid-path',
 };
 
 export function fail(kind: StorageErrorKind, cause?: unknown): StorageError {

@@ -359,7 +359,8 @@ export class LocalStorage implements Storage, TableListing {
 
   async #diagnose(parts: string[], realHome: string, error: unknown): Promise<StorageError> {
     const code = errno(error);
-    if (code !== 'ENOENT' && code !== 'ENOTDIR') return fail(code === 'ELOOP' ? 'outside-jail' : 'io', error);
+    if (code === 'ELOOP') return fail('outside-jail', error);
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') return toStorageError(error);
     for (let n = parts.length - 1; n >= 0; n--) {
       let ancestor: string;
       try {
@@ -529,14 +530,14 @@ export class LocalStorage implements Storage, TableListing {
       (mode === 'a' ? C.O_WRONLY | C.O_APPEND | C.O_CREAT : C.O_RDWR) | C.O_NOFOLLOW | C.O_NONBLOCK;
     const fh = await this.#fs(() => fs.open(realPath, flags, 0o644)).catch((error: unknown) => {
       // Resuming a file that does not exist: its size is 0, so any offset lies past its end.
-      if (error instanceof StorageError && error.kind === 'not-found' && offset !== null) throw fail('invalid-path');
+      if (error instanceof StorageError && error.kind === 'not-found' && offset !== null) throw fail('past-end');
       throw error;
     });
     try {
       const st = await fh.stat();
       if (st.isDirectory()) throw fail('is-a-directory');
       if (!st.isFile()) throw fail('permission');
-      if (offset !== null && offset > st.size) throw fail('invalid-path');
+      if (offset !== null && offset > st.size) throw fail('past-end');
     } catch (error) {
       await fh.close();
       throw toStorageError(error);

@@ -34,6 +34,8 @@ export type StorageErrorKind =
   | 'no-space'
   | 'quota'
   | 'invalid-path'
+  | 'name-too-long'
+  | 'past-end'
   | 'outside-jail'
   | 'io';
 

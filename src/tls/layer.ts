@@ -128,7 +128,9 @@ export class TlsLayer {
         await server.bind(address, info, (raw) => this.acceptImplicit(server, raw, info));
       }
     }
-    return server.addresses().filter((a) => !before.has(a));
+    const implicit = server.addresses().filter((a) => !before.has(a));
+    if (implicit.length) server.events.emit('listening', { addresses: implicit, implicitTls: true });
+    return implicit;
   }
 
   private listenTo(events: MoatEvents): void {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { passivePort, RawClient, run, type RunResult } from '../helpers/clients.js';
+import { passivePort, RawClient, refusesConnections, run, type RunResult } from '../helpers/clients.js';
 
 /*
  * The real CLI, as an operator runs it: `node bin/moat.js ...` in a temp
@@ -155,6 +155,35 @@ describe('moat CLI: help and version', () => {
 });
 
 describe('moat CLI: check-config', () => {
+  test('a listener that cannot be bound or a root that is a file: one clear line, exit 1, nothing left listening', async () => {
+    const dir = await tempDir();
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+    try {
+      const busyPort = (busy.address() as { port: number }).port;
+      const free = await freePort();
+      const common = ['--root', join(dir, 'root'), '--state-dir', join(dir, 'state'), '--pasv-ports', pasvRange()];
+      const inUse = await moat(['serve', '--listen', `127.0.0.1:${busyPort}`, ...common]);
+      assert.equal(inUse.code, 1, inUse.stderr);
+      assert.match(inUse.stderr, new RegExp(`moat: cannot listen on 127\\.0\\.0\\.1:${busyPort}: address already in use`));
+      assert.doesNotMatch(inUse.stdout + inUse.stderr, /uncaught/i);
+      // The second listener is the busy one: the first must not stay open.
+      const second = await moat(['serve', '--listen', `127.0.0.1:${free}`, '--listen', `127.0.0.1:${busyPort}`, ...common]);
+      assert.equal(second.code, 1, second.stderr);
+      assert.match(second.stderr, /address already in use/);
+      assert.ok(await refusesConnections(free), 'the first listener was left open');
+      const implicitBusy = await moat(['serve', '--listen', `127.0.0.1:${free}`, '--implicit-listen', `127.0.0.1:${busyPort}`, ...common]);
+      assert.equal(implicitBusy.code, 1, implicitBusy.stderr);
+      assert.match(implicitBusy.stderr, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${busyPort}`));
+      await writeFile(join(dir, 'a-file'), 'x');
+      const fileRoot = await moat(['serve', '--listen', `127.0.0.1:${free}`, '--root', join(dir, 'a-file'), '--state-dir', join(dir, 'state')]);
+      assert.equal(fileRoot.code, 1, fileRoot.stderr);
+      assert.match(fileRoot.stderr, /moat: cannot serve .*a-file: not a folder/);
+    } finally {
+      await new Promise((r) => busy.close(r));
+    }
+  });
+
   test('a bad value names the key and the reason; exit non-zero', async () => {
     const dir = await tempDir();
     await writeFile(join(dir, 'bad.toml'), '[passive]\nports = "1-2"\n');

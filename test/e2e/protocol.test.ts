@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -60,6 +60,7 @@ describe('control connection protocol', () => {
     assert.match(await c.cmd('REST -5'), /^501 /);
     assert.match(await c.cmd('TYPE Q'), /^501 /);
     assert.match(await c.cmd('TYPE E'), /^504 /);
+    assert.match(await c.cmd('EPSV'), /^229 /);
     assert.match(await c.cmd('RETR nothing-here'), /^550 /);
     assert.match(await c.cmd('USER bob'), /^530 /);
     c.close();
@@ -155,17 +156,73 @@ describe('control connection protocol', () => {
     c.close();
   });
 
+  test('a transfer without PASV/PORT is refused with 425 before any 150, and creates nothing', async () => {
+    await writeFile(join(t.root, 'there.txt'), 'x');
+    const c = await greeted();
+    await c.login();
+    for (const cmd of ['RETR there.txt', 'STOR nodata-stor.txt', 'APPE nodata-appe.txt', 'STOU nodata', 'LIST', 'NLST', 'MLSD']) {
+      assert.match(await c.cmd(cmd), /^425 /, cmd);
+    }
+    assert.match(await c.cmd('NOOP'), /^200 /);
+    const left = (await readdir(t.root)).filter((n) => n.startsWith('nodata'));
+    assert.deepEqual(left, []);
+    assert.ok(t.eventsNamed('refused').some((e) => e.command === 'APPE' && e.code === 425));
+    c.close();
+  });
+
+  test('a client that leaves while its RETR waits for the data connection gives the passive port back at once', async () => {
+    await writeFile(join(t.root, 'waiting.bin'), 'x');
+    const passive = (t.server as unknown as { context: { passive: { open: number } } }).context.passive;
+    const ports: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const c = await greeted();
+      await c.login();
+      const port = passivePort(await c.cmd('EPSV'));
+      ports.push(port);
+      assert.match(await c.cmd('RETR waiting.bin'), /^150 /);
+      c.close();
+    }
+    // Not at timeouts.data_connect (30 s): a client repeating this would hold every port of the range.
+    for (let i = 0; i < 50 && passive.open > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(passive.open, 0);
+    for (const port of ports) assert.ok(await refusesConnections(port), `passive port ${port} still accepts`);
+  });
+
   test('refusals a handler answers itself are logged too: REST past the end of a small file (554), a bad REST (501)', async () => {
     await writeFile(join(t.root, 'short.txt'), 'short');
     const c = await greeted();
     await c.login();
     assert.match(await c.cmd('REST abc'), /^501 /);
     assert.match(await c.cmd('REST 100'), /^350 /);
+    assert.match(await c.cmd('EPSV'), /^229 /);
     assert.match(await c.cmd('RETR short.txt'), /^554 /);
     assert.match(await c.cmd('NOOP'), /^200 /);
     const refused = t.eventsNamed('refused');
     assert.ok(refused.some((e) => e.command === 'REST' && e.code === 501));
-    assert.ok(refused.some((e) => e.command === 'RETR' && e.code === 554 && e.reason === 'REST beyond end of file'));
+    assert.ok(refused.some((e) => e.command === 'RETR' && e.code === 554 && /REST beyond end of file/.test(e.reason)));
+    c.close();
+  });
+
+  test('REST past the end before STOR is 554, a name too long or a folder moved into itself 553: permanent, not a local error', async () => {
+    await writeFile(join(t.root, 'five.txt'), '12345');
+    const c = await greeted();
+    await c.login();
+    for (const [offset, name] of [['6', 'five.txt'], ['5', 'rest-new.txt']] as const) {
+      assert.match(await c.cmd(`REST ${offset}`), /^350 /);
+      assert.match(await c.cmd('EPSV'), /^229 /);
+      assert.match(await c.cmd(`STOR ${name}`), /^554 /, `REST ${offset} + STOR ${name}`);
+    }
+    const long = 'n'.repeat(300);
+    assert.match(await c.cmd(`MKD ${long}`), /^553 /);
+    assert.match(await c.cmd('EPSV'), /^229 /);
+    assert.match(await c.cmd(`STOR ${long}`), /^553 /);
+    assert.match(await c.cmd(`DELE ${long}`), /^553 /);
+    assert.match(await c.cmd('MKD inside-self'), /^257 /);
+    assert.match(await c.cmd('RNFR inside-self'), /^350 /);
+    assert.match(await c.cmd('RNTO inside-self/sub'), /^553 /);
+    assert.match(await c.cmd('RMD inside-self'), /^250 /);
+    assert.deepEqual((await readdir(t.root)).filter((n) => n.startsWith('rest-new') || n.startsWith('nnn')), []);
+    assert.ok(!t.events.some((e) => e.name === 'session-error'), 'logged as an internal error');
     c.close();
   });
 
