@@ -82,7 +82,10 @@ async function serve(config: MoatConfig, zeroConfig = false): Promise<void> {
     const changed = await prepareFor(runAs, { stateDir: config.state_dir, usersFile, bansFile: bansFileOf(config.state_dir), root: config.root });
     if (changed.length) log.info({ event: 'privileges', chowned: changed, user: runAs.user }, 'files handed to the run_as user');
   }
-  const users = await FileUserStore.open(usersFile);
+  const users = await FileUserStore.open(usersFile, {
+    onReloadError: (error) =>
+      log.error({ event: 'users-reload-failed', file: usersFile, error: error.message }, `${usersFile} changed but cannot be used, still serving its previous content: ${error.message}`),
+  });
   const tls = await prepareTls(config, { zeroConfig, log });
   const server = new MoatServer({ config, users, ...tls?.serverParts() });
   attachLogger(server.events, log);

@@ -21,14 +21,20 @@ async function openPassive(session: Session): Promise<number> {
 }
 
 /** The IPv4 address announced in a 227 reply: configured public host (NAT) or our local address. */
-async function announcedIPv4(session: Session): Promise<string | undefined> {
+async function announcedIPv4(session: Session): Promise<string> {
   const configured = session.listener.publicHost || session.server.config.passive.public_host;
-  if (configured) {
-    if (isIPv4(configured)) return configured;
-    const found = await lookup(configured, { family: 4 }).catch(() => undefined);
-    return found?.address;
+  if (!configured) {
+    if (isIPv4(session.localAddress)) return session.localAddress;
+    throw new FtpError(425, 'PASV needs IPv4; use EPSV.', { logReason: 'PASV on an IPv6 connection' });
   }
-  return isIPv4(session.localAddress) ? session.localAddress : undefined;
+  if (isIPv4(configured)) return configured;
+  try {
+    return (await lookup(configured, { family: 4 })).address;
+  } catch (error) {
+    // The server's setup, not the client, is at fault: worth a line the operator sees.
+    session.server.events.emit('server-error', { error, where: `PASV: public host ${configured} has no IPv4 address` });
+    throw new FtpError(425, "Can't announce the passive address; use EPSV.", { cause: error, logReason: `public host ${configured} unresolved` });
+  }
 }
 
 function refuseIfEpsvAll(session: Session): void {
@@ -66,7 +72,6 @@ export const dataConnCommands: CommandSpec[] = [
     async handler(session) {
       refuseIfEpsvAll(session);
       const address = await announcedIPv4(session);
-      if (!address) return reply(425, 'PASV needs IPv4; use EPSV.');
       const port = await openPassive(session);
       const h = address.split('.').join(',');
       return reply(227, `Entering Passive Mode (${h},${port >> 8},${port & 255}).`);

@@ -66,6 +66,7 @@ async function store(session: Session, path: VirtualPath, options: StoreOptions)
   });
   if (existing && existing.kind !== 'file') return reply(550, 'Not a regular file.');
   if (offset > (existing?.size ?? 0)) throw pastEnd();
+  session.data.requireReady();
   const upload = await storage.write(path, { offset, append: options.append === true, exclusive: options.unique === true });
   const maxSize = session.server.config.limits.max_upload_size;
   let committed = false;
@@ -119,7 +120,6 @@ export const transferCommands: CommandSpec[] = [
     name: 'RETR',
     syntax: 'RETR <path>',
     help: 'Download a file (from the REST offset, if one was given).',
-    dataConnection: true,
     arg: 'required',
     permission: 'r',
     handler: (s, a) => retrieve(s, a),
@@ -128,7 +128,6 @@ export const transferCommands: CommandSpec[] = [
     name: 'STOR',
     syntax: 'STOR <path>',
     help: 'Upload a file; it appears under its name only once complete (REST resumes in place).',
-    dataConnection: true,
     arg: 'required',
     permission: 'w',
     handler: (s, a) => store(s, s.resolve(a), { command: 'STOR' }),
@@ -137,7 +136,6 @@ export const transferCommands: CommandSpec[] = [
     name: 'APPE',
     syntax: 'APPE <path>',
     help: 'Append to a file, creating it if needed.',
-    dataConnection: true,
     arg: 'required',
     permission: 'a',
     handler: (s, a) => store(s, s.resolve(a), { command: 'APPE', append: true }),
@@ -146,7 +144,6 @@ export const transferCommands: CommandSpec[] = [
     name: 'STOU',
     syntax: 'STOU [<name>]',
     help: 'Upload under a unique name chosen by the server.',
-    dataConnection: true,
     arg: 'optional',
     permission: 'w',
     async handler(session, arg) {

@@ -20,11 +20,6 @@ export interface CommandSpec {
   /** Answered at once while a transfer runs (ABOR, STAT, QUIT); others wait their turn. */
   duringTransfer?: boolean;
   arg: 'none' | 'required' | 'optional';
-  /**
-   * Moves data over the data connection: refused with 425 before anything is
-   * done (no 150, no file created) when no PASV/PORT is pending.
-   */
-  dataConnection?: boolean;
   /** Permission letter the logged-in user needs. */
   permission?: PermissionLetter;
   handler(session: Session, arg: string): Promise<Reply | void> | Reply | void;

@@ -25,6 +25,15 @@ export class DataSetup {
     return this.passive !== undefined || this.active !== undefined;
   }
 
+  /**
+   * A transfer without PASV/PORT is refused before anything happens: no 150,
+   * no file created. Checked after the command's own checks (a missing file is
+   * still a 550), right before its first effect.
+   */
+  requireReady(): void {
+    if (!this.ready) throw new FtpError(425, 'Use PORT, EPRT, PASV or EPSV first.', { logReason: 'no PASV/PORT before the transfer' });
+  }
+
   async preparePassive(bindHost: string): Promise<number> {
     this.reset();
     const s = this.session;
@@ -75,7 +84,7 @@ export class DataSetup {
       if (passive) socket = await passive.take();
       else if (active) {
         socket = await connectActive(active.host, active.port, s.localAddress || undefined, s.server.config.timeouts.data_connect * 1000, signal);
-      } else throw new FtpError(425, 'Use PORT, EPRT, PASV or EPSV first.');
+      } else throw new FtpError(425, "Can't open data connection.", { logReason: 'data connection setup gone' });
     } catch (error) {
       passive?.close();
       if (error instanceof FtpError) throw error;

@@ -7,10 +7,10 @@ import type { Session } from './session.js';
 
 /**
  * Runs one command line through the checks in one fixed order: parse, rate
- * limit (guard), lookup, state, argument shape, permission, data setup, handler. Every failure becomes a reply
+ * limit (guard), lookup, state, argument shape, permission, handler. Every failure becomes a reply
  * here, with one 'refused' event, whether the handler threw it or returned a 4xx/5xx reply.
  */
-export async function dispatch(session: Session, line: string): Promise<void> {
+export async function dispatch(session: Session, line: string, utf8 = true): Promise<void> {
   const space = line.indexOf(' ');
   const verb = (space < 0 ? line : line.slice(0, space)).trim().toUpperCase();
   const arg = space < 0 ? '' : line.slice(space + 1);
@@ -36,13 +36,15 @@ export async function dispatch(session: Session, line: string): Promise<void> {
   if (session.state !== 'ready' && !spec.preLogin) {
     return refuse(530, 'Please login with USER and PASS.', 'not logged in');
   }
+  // Decoded, bytes that are not UTF-8 all become U+FFFD: two different names would meet in one
+  // file, and two different passwords would be the same one.
+  if (!utf8) return refuse(501, 'Command line is not valid UTF-8.', 'invalid UTF-8');
   if (/[\0\r]/.test(arg)) return refuse(501, 'Invalid character in argument.', 'control character in argument');
   if (spec.arg === 'none' && arg.trim() !== '') return refuse(501, 'Syntax error: no argument expected.', 'unexpected argument');
   if (spec.arg === 'required' && arg.trim() === '') return refuse(501, 'Syntax error: argument required.', 'missing argument');
   if (spec.permission && session.user && !hasPermission(session.user, spec.permission)) {
     return refuse(550, 'Permission denied.', `missing permission ${spec.permission}`);
   }
-  if (spec.dataConnection && !session.dataPrepared) return refuse(425, 'Use PORT, EPRT, PASV or EPSV first.', 'no data connection set up');
 
   let result: Reply | void;
   try {

@@ -45,6 +45,11 @@ const HTTP_REQUEST = /^(GET|HEAD|POST|PUT|DELETE|OPTIONS|CONNECT|PATCH|TRACE) \S
 /** Lines waiting their turn; past this the socket is paused (backpressure). */
 const MAX_QUEUED_LINES = 64;
 
+/** A queued line whose bytes were not UTF-8: refused (501) in its turn. */
+class NotUtf8 {
+  constructor(readonly text: string) {}
+}
+
 /**
  * The session reading each socket. The socket listeners are static methods
  * that look their session up here: an idle server holds thousands of
@@ -89,7 +94,7 @@ export class Session implements LineSink {
    * Lines waiting their turn; null marks an over-long line, answered 500 in its
    * place. Dropped once drained: an emptied array keeps its backing store.
    */
-  private queue: Array<string | null> | undefined;
+  private queue: Array<string | NotUtf8 | null> | undefined;
   private pumping = false;
   private oversizeLines = 0;
   /**
@@ -245,7 +250,7 @@ export class Session implements LineSink {
   }
 
   /** LineSink: a command line from the client. */
-  onLine(text: string): void {
+  onLine(text: string, utf8 = true): void {
     if (this.closed) return;
     if (this.state !== 'ready' && HTTP_REQUEST.test(text)) {
       // A web client or scanner, not an FTP client: no reply is useful, one log line is.
@@ -255,11 +260,11 @@ export class Session implements LineSink {
     }
     const verb = text.trimStart().split(' ', 1)[0]!.toUpperCase();
     if (this.transfer && this.server.commands.get(verb)?.duringTransfer) {
-      this.run(text);
+      void this.run(text, utf8);
       return;
     }
     const queue = (this.queue ??= []);
-    queue.push(text);
+    queue.push(utf8 ? text : new NotUtf8(text));
     if (queue.length >= MAX_QUEUED_LINES) (this.socket as { pause?: () => void }).pause?.();
     void this.pump();
   }
@@ -288,7 +293,8 @@ export class Session implements LineSink {
           this.send(reply(500, 'Command line too long.'));
           continue;
         }
-        await this.run(line);
+        if (line instanceof NotUtf8) await this.run(line.text, false);
+        else await this.run(line);
       }
     } finally {
       this.pumping = false;
@@ -296,10 +302,10 @@ export class Session implements LineSink {
     }
   }
 
-  private async run(line: string): Promise<void> {
+  private async run(line: string, utf8 = true): Promise<void> {
     this.touch();
     try {
-      await dispatch(this, line);
+      await dispatch(this, line, utf8);
     } catch (error) {
       // dispatch turns every handler failure into a reply; reaching here is a bug in Moat.
       this.server.events.emit('session-error', { ...this.actor, error });

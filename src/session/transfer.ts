@@ -39,6 +39,7 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
   let outcome: { result: TransferEvent['result']; reason?: string; reply: Reply };
 
   try {
+    session.data.requireReady();
     session.data.refuseClear();
     session.send(reply(150, job.opening));
     data = await openWithAbort(session, controller.signal);

@@ -269,6 +269,13 @@ describe('moat CLI: the scripted start from flags only', () => {
     assert.ok(!s.stdout().includes(password), 'the password never reaches the log');
     assert.ok(!s.stdout().includes('not-the-password'), 'nor a wrong one');
 
+    // A users file broken by hand while serving: logged, and the last good content still serves.
+    await writeFile(join(dir, 'users'), usersText.slice(0, 20));
+    await new Promise((r) => setTimeout(r, 1100));
+    const still = await curl(['--user', `alice:${password}`, '--list-only', url]);
+    assert.equal(still.code, 0, still.stderr);
+    await waitFor(() => /"users-reload-failed"/.test(s.stdout()), 'users-reload-failed log line');
+
     assert.equal(await stop(s.child), 0, 'SIGTERM ends the server cleanly');
   });
 });

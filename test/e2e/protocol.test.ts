@@ -60,8 +60,7 @@ describe('control connection protocol', () => {
     assert.match(await c.cmd('REST -5'), /^501 /);
     assert.match(await c.cmd('TYPE Q'), /^501 /);
     assert.match(await c.cmd('TYPE E'), /^504 /);
-    assert.match(await c.cmd('EPSV'), /^229 /);
-    assert.match(await c.cmd('RETR nothing-here'), /^550 /);
+    assert.match(await c.cmd('RETR nothing-here'), /^550 /, 'a missing file is 550 even without PASV/PORT');
     assert.match(await c.cmd('USER bob'), /^530 /);
     c.close();
   });
@@ -82,6 +81,33 @@ describe('control connection protocol', () => {
     // IAC IP IAC DM before the command (what clients send before ABOR), IAC WILL x inside.
     c.write(Buffer.concat([Buffer.from([0xff, 0xf4, 0xff, 0xf2]), Buffer.from('NO'), Buffer.from([0xff, 0xfb, 0x01]), Buffer.from('OP\r\n')]));
     assert.match(await c.reply(), /^200 /);
+    await c.login();
+    // What is left when the kernel takes the urgent byte out of the Synch: a bare DM after IAC IP,
+    // or a lone IAC (its DM went out of band) right before the command.
+    c.write(Buffer.concat([Buffer.from([0xff, 0xf4, 0xf2]), Buffer.from('ABOR\r\n')]));
+    assert.match(await c.reply(), /^225 /);
+    c.write(Buffer.concat([Buffer.from([0xff, 0xf4, 0xff]), Buffer.from('ABOR\r\n')]));
+    assert.match(await c.reply(), /^225 /);
+    // A DM anywhere else is a byte of the line (here: not a command).
+    c.write(Buffer.concat([Buffer.from('NO'), Buffer.from([0xf2]), Buffer.from('OP\r\n')]));
+    assert.match(await c.reply(), /^500 /);
+    c.close();
+  });
+
+  test('a line that is not UTF-8 is refused with 501: two such names never meet in one file', async () => {
+    const c = await greeted();
+    c.write(Buffer.concat([Buffer.from('USER al'), Buffer.from([0xe9]), Buffer.from('ce\r\n')]));
+    assert.match(await c.reply(), /^501 /);
+    await c.login();
+    // IAC IAC is a literal 0xFF byte.
+    for (const bad of [[0xff, 0xff], [0xfe], [0xc3]]) {
+      c.write(Buffer.concat([Buffer.from('MKD latin'), Buffer.from(bad), Buffer.from('\r\n')]));
+      assert.match(await c.reply(), /^501 /);
+    }
+    // Valid UTF-8, including a real U+FFFD, is a name like any other.
+    assert.match(await c.cmd('MKD utf8-\u00e9-\uFFFD'), /^257 /);
+    assert.deepEqual((await readdir(t.root)).filter((n) => n.startsWith('latin') || n.startsWith('utf8-')), ['utf8-\u00e9-\uFFFD']);
+    assert.ok(t.eventsNamed('refused').some((e) => e.command === 'MKD' && e.reason === 'invalid UTF-8'));
     c.close();
   });
 
@@ -172,7 +198,7 @@ describe('control connection protocol', () => {
 
   test('a client that leaves while its RETR waits for the data connection gives the passive port back at once', async () => {
     await writeFile(join(t.root, 'waiting.bin'), 'x');
-    const passive = (t.server as unknown as { context: { passive: { open: number } } }).context.passive;
+    const passive = t.server.context.passive;
     const ports: number[] = [];
     for (let i = 0; i < 5; i++) {
       const c = await greeted();
@@ -194,7 +220,6 @@ describe('control connection protocol', () => {
     await c.login();
     assert.match(await c.cmd('REST abc'), /^501 /);
     assert.match(await c.cmd('REST 100'), /^350 /);
-    assert.match(await c.cmd('EPSV'), /^229 /);
     assert.match(await c.cmd('RETR short.txt'), /^554 /);
     assert.match(await c.cmd('NOOP'), /^200 /);
     const refused = t.eventsNamed('refused');
@@ -342,5 +367,25 @@ describe('data connection security', () => {
     });
     assert.ok(refused, 'old passive port is closed');
     c.close();
+  });
+});
+
+describe('PASV behind NAT: passive.public_host', () => {
+  test('an IPv4 public host is announced in the 227; one without an IPv4 address is a 425 and a server-error line, EPSV still works', async () => {
+    const nat = await startServer({ config: { passive: { public_host: '203.0.113.7' } } });
+    const lost = await startServer({ config: { passive: { public_host: 'no-such-host.invalid' } } });
+    try {
+      const c = await RawClient.loggedIn(nat.port);
+      assert.match(await c.cmd('PASV'), /^227 Entering Passive Mode \(203,0,113,7,\d+,\d+\)/);
+      c.close();
+      const d = await RawClient.loggedIn(lost.port);
+      assert.match(await d.cmd('PASV'), /^425 /);
+      assert.match(await d.cmd('EPSV'), /^229 /);
+      assert.ok(lost.eventsNamed('server-error').some((e) => /no-such-host\.invalid/.test(e.where)));
+      d.close();
+    } finally {
+      await nat.close();
+      await lost.close();
+    }
   });
 });

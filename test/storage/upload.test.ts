@@ -144,8 +144,8 @@ describe('REST + STOR', () => {
 
   it('refuses an offset past the end, or on a missing file', async () => {
     await fs.writeFile(path.join(home, 'short.txt'), '12345');
-    await rejectsWith(storage.write(v('short.txt'), { offset: 6 }), 'invalid-path');
-    await rejectsWith(storage.write(v('missing.txt'), { offset: 1 }), 'invalid-path');
+    await rejectsWith(storage.write(v('short.txt'), { offset: 6 }), 'past-end');
+    await rejectsWith(storage.write(v('missing.txt'), { offset: 1 }), 'past-end');
     await rejectsWith(storage.write(v('short.txt'), { offset: -1 }), 'invalid-path');
     await rejectsWith(storage.write(v('short.txt'), { offset: 1.5 }), 'invalid-path');
   });
@@ -201,7 +201,7 @@ describe('file descriptors', () => {
       destroyed.stream.destroy(new Error('connection reset'));
       await closed;
       await rejectsWith(destroyed.commit(), 'io');
-      await rejectsWith(storage.write(v('fd.txt'), { offset: 1000 }), 'invalid-path');
+      await rejectsWith(storage.write(v('fd.txt'), { offset: 1000 }), 'past-end');
       const appended = await storage.write(v('fd.txt'), { append: true });
       await appended.abort();
       const { stream: reader } = await storage.read(v('fd.txt'));
