@@ -28,7 +28,11 @@ export async function dispatch(session: Session, line: string, utf8 = true): Pro
   if (!/^[A-Z]{3,4}$/.test(verb)) return refuse(500, 'Syntax error, command unrecognized.', 'malformed verb');
   const spec = session.server.commands.get(verb);
   if (!spec) {
-    if (UNIMPLEMENTED_VERBS.has(verb)) return refuse(502, 'Command not implemented.', 'not implemented');
+    // Known but not offered: before login that is nobody's business (530, like any other command).
+    if (UNIMPLEMENTED_VERBS.has(verb)) {
+      if (session.state !== 'ready') return refuse(530, 'Please login with USER and PASS.', 'not logged in');
+      return refuse(502, 'Command not implemented.', 'not implemented');
+    }
     return refuse(500, 'Syntax error, command unrecognized.', 'unknown command');
   }
   // RFC 959: RNTO must come right after RNFR; anything else in between cancels the rename.

@@ -46,10 +46,11 @@ describe('control connection protocol', () => {
   test('reply codes: unknown 500, unimplemented 502, wrong state 503, bad argument 501', async () => {
     const c = await greeted();
     assert.match(await c.cmd('BOGUS'), /^500 /);
-    assert.match(await c.cmd('SMNT /x'), /^502 /);
+    assert.match(await c.cmd('SMNT /x'), /^530 /, 'not implemented, but before login that is not said');
     assert.match(await c.cmd('PASS secret'), /^503 /);
     assert.match(await c.cmd('USER'), /^501 /);
     await c.login();
+    assert.match(await c.cmd('SMNT /x'), /^502 /);
     assert.match(await c.cmd('RNTO x'), /^503 /);
     assert.match(await c.cmd('MKD renamed-src'), /^257 /);
     assert.match(await c.cmd('RNFR renamed-src'), /^350 /);
