@@ -75,6 +75,11 @@ async function serve(config: MoatConfig, zeroConfig = false): Promise<void> {
   }
   if (privileges.action === 'refuse') throw new CliError(privileges.message);
   const log = createLogger({ level: config.log_level, file: config.log_file || undefined });
+  // Node's defaults: SIGUSR1 opens its debugger on 127.0.0.1:9229 (any local user could then run code
+  // in the server), SIGUSR2 ends the process without a word. Log rotation sends such signals.
+  for (const signal of ['SIGUSR1', 'SIGUSR2'] as const) {
+    process.on(signal, () => log.warn({ event: 'signal-ignored', signal }, `${signal} ignored (SIGHUP reloads, SIGTERM stops)`));
+  }
   const usersFile = usersFileOf(config);
   const demoPassword = await bootstrapDemo(config, usersFile);
   if (privileges.action === 'drop') {
@@ -150,6 +155,8 @@ async function serve(config: MoatConfig, zeroConfig = false): Promise<void> {
   lines.push(...tlsStartupLines(tls, config, implicit, first));
   process.stderr.write(lines.join('\n') + '\n');
   if (tls) watchTls(tls);
+  // Without TLS there is nothing to reload (the users file is re-read by itself), but Node's default would end the process.
+  else process.on('SIGHUP', () => log.info({ event: 'signal-ignored', signal: 'SIGHUP' }, 'SIGHUP: no certificate to reload'));
   const stop = (signal: string) => {
     log.info({ event: 'shutdown', signal }, 'shutting down');
     control?.close();

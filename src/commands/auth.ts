@@ -126,12 +126,13 @@ export const authCommands: CommandSpec[] = [
   {
     name: 'QUIT',
     syntax: 'QUIT',
-    help: 'End the session.',
+    help: 'End the session (after the transfer in progress, if any).',
     preLogin: true,
     duringTransfer: true,
     arg: 'none',
     async handler(session) {
-      await session.abortTransfer();
+      // RFC 959: a transfer in progress finishes and gets its reply first (the stall watchdog bounds the wait).
+      await session.transferFinished();
       // The client may have gone while the transfer wound down.
       if (session.closed) return;
       if (session.user) session.server.events.emit('logout', session.actor);

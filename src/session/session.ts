@@ -22,6 +22,8 @@ export interface ActiveTransfer {
   bytes: number;
   controller: AbortController;
   done: Promise<void>;
+  /** The data connection is open: bytes may be moving. */
+  connected: boolean;
 }
 
 /** Session ids are 48 random bits, drawn from a pool: one getrandom call per 512 connections. */
@@ -195,7 +197,23 @@ export class Session implements LineSink {
   }
 
   private static onEnd(this: Duplex): void {
-    owners.get(this)?.close('client closed');
+    owners.get(this)?.clientGone();
+  }
+
+  /**
+   * The client closed the control connection. A transfer still running is let
+   * finish first (bounded by the stall watchdog): a client that closes the data
+   * connection and leaves at once has sent its whole upload, which is kept.
+   * A reset (onError) ends everything at once.
+   */
+  private clientGone(): void {
+    const t = this.transfer;
+    // Still waiting for the data connection: nothing was moved, and nobody will connect now.
+    if (!t?.connected || this.closed) {
+      this.close('client closed');
+      return;
+    }
+    void t.done.then(() => this.close('client closed'));
   }
 
   private static onError(this: Duplex, e: Error): void {
@@ -326,6 +344,11 @@ export class Session implements LineSink {
    * so whatever the caller answers next comes after it, in RFC 959 order.
    * False when no transfer was running.
    */
+  /** Wait until the running transfer, if any, has sent its final reply. */
+  async transferFinished(): Promise<void> {
+    await this.transfer?.done;
+  }
+
   async abortTransfer(): Promise<boolean> {
     const t = this.transfer;
     if (!t) return false;

@@ -32,7 +32,8 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
   let bytes = 0;
   let finish!: () => void;
   const done = new Promise<void>((r) => (finish = r));
-  session.transfer = { command: job.command, path: job.path, startedAt: started, bytes: 0, controller, done };
+  const transfer = { command: job.command, path: job.path, startedAt: started, bytes: 0, controller, done, connected: false };
+  session.transfer = transfer;
   const stallMs = session.server.config.timeouts.stalled_transfer * 1000;
   let stall: NodeJS.Timeout | undefined;
   let data: Duplex | undefined;
@@ -43,6 +44,7 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
     session.data.refuseClear();
     session.send(reply(150, job.opening));
     data = await openWithAbort(session, controller.signal);
+    transfer.connected = true;
     // Held for the socket's whole life: between the steps of a transfer nobody else may be listening.
     data.on('error', () => data?.destroy());
     if (stallMs > 0) {
@@ -51,7 +53,7 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
     }
     await job.run(data, controller.signal, (n) => {
       bytes += n;
-      session.transfer!.bytes = bytes;
+      transfer.bytes = bytes;
       stall?.refresh();
       session.touch();
     });

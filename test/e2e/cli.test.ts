@@ -276,6 +276,13 @@ describe('moat CLI: the scripted start from flags only', () => {
     assert.equal(still.code, 0, still.stderr);
     await waitFor(() => /"users-reload-failed"/.test(s.stdout()), 'users-reload-failed log line');
 
+    // SIGUSR1 would open Node's debugger to any local user, SIGUSR2 and SIGHUP (no TLS here) would end the process.
+    for (const signal of ['SIGUSR1', 'SIGUSR2', 'SIGHUP'] as const) s.child.kill(signal);
+    await waitFor(() => (s.stdout().match(/"signal-ignored"/g) ?? []).length === 3, 'three signal-ignored lines');
+    assert.ok(await refusesConnections(9229), 'no debugger listening');
+    const after = await curl(['--user', `alice:${password}`, '--list-only', url]);
+    assert.equal(after.code, 0, after.stderr);
+
     assert.equal(await stop(s.child), 0, 'SIGTERM ends the server cleanly');
   });
 });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdir, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -252,21 +252,54 @@ describe('control connection protocol', () => {
     c.close();
   });
 
-  test('QUIT during a transfer: the 426 of the aborted transfer, then the 221', async () => {
-    await writeFile(join(t.root, 'slow.bin'), Buffer.alloc(64 * 1024 * 1024, 1));
+  test('QUIT during a download: the transfer finishes with its 226, then the 221 (RFC 959)', async () => {
+    const body = Buffer.alloc(8 * 1024 * 1024, 7);
+    await writeFile(join(t.root, 'quit-during.bin'), body);
     const c = await greeted();
     await c.login();
+    assert.match(await c.cmd('TYPE I'), /^200 /);
     const port = passivePort(await c.cmd('EPSV'));
     const data = connect({ port, host: '127.0.0.1' });
-    data.pause(); // do not read: the transfer stays in progress
+    const chunks: Buffer[] = [];
+    data.on('data', (d: Buffer) => chunks.push(d));
+    const dataClosed = new Promise((r) => data.once('close', r));
     await new Promise((r) => data.once('connect', r));
-    assert.match(await c.cmd('RETR slow.bin'), /^150 /);
+    assert.match(await c.cmd('RETR quit-during.bin'), /^150 /);
     c.write('QUIT\r\n');
-    assert.match(await c.reply(), /^426 /);
+    assert.match(await c.reply(), /^226 /);
     assert.match(await c.reply(), /^221 /);
     assert.ok(await c.waitClosed());
-    data.destroy();
+    await dataClosed;
+    assert.equal(Buffer.concat(chunks).length, body.length);
   });
+
+  for (const leave of ['QUIT', 'half-close', 'close'] as const) {
+    test(`an upload whose data connection closed is kept when the client leaves at once (${leave})`, async () => {
+      const name = `leave-${leave}.bin`;
+      const body = Buffer.alloc(2 * 1024 * 1024, leave.length);
+      const c = await greeted();
+      await c.login();
+      assert.match(await c.cmd('TYPE I'), /^200 /);
+      const port = passivePort(await c.cmd('EPSV'));
+      const data = connect({ port, host: '127.0.0.1' });
+      await new Promise((r) => data.once('connect', r));
+      assert.match(await c.cmd(`STOR ${name}`), /^150 /);
+      data.end(body);
+      await new Promise((r) => data.once('close', r));
+      if (leave === 'QUIT') {
+        c.write('QUIT\r\n');
+        assert.match(await c.reply(), /^226 /);
+        assert.match(await c.reply(), /^221 /);
+      } else if (leave === 'half-close') c.socket.end();
+      else c.close();
+      const deadline = Date.now() + 5000;
+      while (!t.eventsNamed('upload').some((e) => e.path === `/${name}`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      const event = t.eventsNamed('upload').find((e) => e.path === `/${name}`);
+      assert.equal(event?.result, 'ok');
+      assert.deepEqual(await readFile(join(t.root, name)), body);
+      c.close();
+    });
+  }
 
   test('a vanished client mid-transfer leaves the server serving others', async () => {
     const c = await greeted();
