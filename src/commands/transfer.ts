@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { FromNetworkAscii, ToNetworkAscii } from '../data/ascii.js';
 import { copy } from '../data/copy.js';
 import { receive } from '../data/receive.js';
-import { reply, type Reply } from '../session/reply.js';
+import { FtpError, reply, type Reply } from '../session/reply.js';
 import type { Session } from '../session/session.js';
 import { runTransfer } from '../session/transfer.js';
 import { StorageError, type VirtualPath } from '../storage/types.js';
@@ -40,8 +40,16 @@ async function retrieve(session: Session, arg: string): Promise<Reply | void> {
     path,
     opening: `Opening ${modeName(session)} mode data connection for ${basename(path)} (${size - start} bytes).`,
     async run(data, signal, progress) {
-      if (session.transferType === 'A') await pipeline(counted(source, progress), new ToNetworkAscii(), data, { signal });
-      else await copy(source, data, signal, progress);
+      let sent = 0;
+      const counting = (n: number): void => {
+        sent += n;
+        progress(n);
+      };
+      if (session.transferType === 'A') await pipeline(counted(source, counting), new ToNetworkAscii(), data, { signal });
+      else await copy(source, data, signal, counting);
+      // Stream mode has no end-of-file marker but the close: a file cut short while it was being
+      // sent would look complete to the client. We announced its size, so we can tell.
+      if (sent < size - start) throw new FtpError(451, 'File shrank during the transfer; the data sent is incomplete.', { logReason: 'file shrank during the download' });
     },
     async cleanup() {
       source.destroy();

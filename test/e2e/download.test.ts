@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, truncate, writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -105,6 +105,30 @@ for (const sendfile of [true, false]) {
       const { c, data } = await unreadDownload();
       assert.match(await c.reply(5_000), /^426 Transfer timed out/);
       data.destroy();
+      assert.match(await c.cmd('NOOP'), /^200 /);
+      c.close();
+      await nothingLeft();
+    });
+
+    test('a file cut short while it is being sent is a 451, not a 226 (the client could not tell)', async () => {
+      const name = `shrink-${sendfile}.bin`;
+      await writeFile(join(t.root, name), randomBytes(32 * 1024 * 1024));
+      const c = await binaryClient(t.port);
+      const data = await epsvConnection(c);
+      data.pause();
+      let got = 0;
+      data.on('data', (chunk: Buffer) => (got += chunk.length));
+      const closed = new Promise((r) => data.once('close', r));
+      assert.match(await c.cmd(`RETR ${name}`), /^150 .*\(33554432 bytes\)/);
+      await sleep(200);
+      await truncate(join(t.root, name), 1024 * 1024);
+      data.resume();
+      assert.match(await c.reply(), /^451 /);
+      await closed;
+      assert.ok(got < 32 * 1024 * 1024, `got ${got}`);
+      const event = t.eventsNamed('download').at(-1)!;
+      assert.equal(event.result, 'failed');
+      assert.match(event.reason ?? '', /shrank/);
       assert.match(await c.cmd('NOOP'), /^200 /);
       c.close();
       await nothingLeft();
