@@ -223,10 +223,17 @@ export class MoatServer {
     clearInterval(this.sweeper);
     this.sweeper = undefined;
     await this.guard.stop();
+    const transfers: Promise<void>[] = [];
     for (const s of this.sessions) {
+      if (s.transfer) transfers.push(s.transfer.done);
       s.send(reply(421, 'Server shutting down.'));
       s.close('server shutdown', 'destroy');
     }
+    // The aborted transfers remove their partial uploads and log their line; bounded, as a
+    // storage that hangs must not hold the shutdown.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(transfers), new Promise((r) => (timer = setTimeout(r, 3000)))]);
+    clearTimeout(timer);
     await Promise.all(
       this.bound.map(
         ({ server }) =>

@@ -11,6 +11,7 @@ import { dispatch } from './dispatcher.js';
 import { endSocket } from './end-socket.js';
 import { LineReader, type LineSink } from './line-reader.js';
 import { formatReply, reply, type Reply } from './reply.js';
+import { SessionEnded } from './transfer.js';
 
 export type SessionState = 'need-user' | 'need-pass' | 'ready' | 'closing';
 
@@ -390,7 +391,7 @@ export class Session implements LineSink {
   close(reason: string, how: 'end' | 'close' | 'destroy' = 'end'): void {
     if (this.closed) return;
     this.state = 'closing';
-    this.transfer?.controller.abort();
+    this.transfer?.controller.abort(new SessionEnded(reason));
     this.dropDataSetup();
     this.queue = undefined;
     const s = this.socket;

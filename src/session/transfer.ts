@@ -21,6 +21,9 @@ export interface TransferJob {
 
 class Stalled extends Error {}
 
+/** The session ended under a running transfer: the abort reason names why (server shutdown, ban, ...). */
+export class SessionEnded extends Error {}
+
 /**
  * The one transfer runner: 150, data connection, bytes with a stall watchdog,
  * then exactly one of 226 / 425 / 426 / 4xx-5xx, and one event. The data
@@ -71,6 +74,8 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
     if (reason instanceof Stalled) {
       session.server.events.emit('security', { ...session.actor, event: 'transfer-stalled', detail: job.path });
       outcome = { result: 'aborted', reason: 'stalled', reply: reply(426, 'Transfer timed out: no progress.') };
+    } else if (reason instanceof SessionEnded) {
+      outcome = { result: 'aborted', reason: `session ended: ${reason.message}`, reply: reply(426, 'Connection closed; transfer aborted.') };
     } else if (controller.signal.aborted) {
       outcome = { result: 'aborted', reason: 'aborted by client', reply: reply(426, 'Connection closed; transfer aborted.') };
     } else if (error instanceof FtpError && error.code === 425) {

@@ -105,3 +105,26 @@ describe('uploads over plain data connections', () => {
     other.close();
   });
 });
+
+describe('shutdown during an upload', () => {
+  test('the server stops: the partial upload is removed and its transfer line says why', async () => {
+    const t = await startServer();
+    try {
+      const c = await binaryClient(t.port);
+      const data = await epsvConnection(c);
+      data.on('error', () => undefined);
+      assert.match(await c.cmd('STOR stopping.bin'), /^150 /);
+      data.write(randomBytes(1024 * 1024));
+      for (let i = 0; i < 100 && (t.server.sessions.values().next().value?.transfer?.bytes ?? 0) === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      await t.server.close();
+      assert.deepEqual(await readdir(t.root), [], 'neither the file nor its temporary part is left');
+      const event = t.eventsNamed('upload').at(-1);
+      assert.equal(event?.result, 'aborted');
+      assert.equal(event?.reason, 'session ended: server shutdown');
+      data.destroy();
+      c.close();
+    } finally {
+      await t.close();
+    }
+  });
+});
