@@ -1,6 +1,6 @@
 import { lookup } from 'node:dns/promises';
 import { isIP, isIPv4 } from 'node:net';
-import { ipFamily, normalizeIp, sameHost } from '../data/address.js';
+import { ipFamily, isByte, normalizeIp, parseDottedIPv4, sameHost } from '../data/address.js';
 import { PassiveUnavailable } from '../data/passive.js';
 import { FtpError, reply, type Reply } from '../session/reply.js';
 import type { Session } from '../session/session.js';
@@ -107,7 +107,7 @@ export const dataConnCommands: CommandSpec[] = [
     handler(session, arg) {
       refuseIfEpsvAll(session);
       const parts = arg.trim().split(',');
-      if (parts.length !== 6 || !parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255)) {
+      if (parts.length !== 6 || !parts.every(isByte)) {
         return reply(501, 'Syntax: PORT h1,h2,h3,h4,p1,p2');
       }
       const n = parts.map(Number);
@@ -129,8 +129,9 @@ export const dataConnCommands: CommandSpec[] = [
       if (parts.length !== 5 || parts[0] !== '' || parts[4] !== '') return reply(501, 'Syntax: EPRT |af|address|port|');
       const [, af, host = '', port = ''] = parts;
       if (af !== '1' && af !== '2') return reply(522, 'Network protocol not supported, use (1,2)');
-      if (isIP(host) !== Number(af === '1' ? 4 : 6) || !/^\d{1,5}$/.test(port)) return reply(501, 'Invalid EPRT address or port.');
-      return activeTarget(session, host, Number(port));
+      const address = af === '1' ? parseDottedIPv4(host) : isIP(host) === 6 ? host : undefined;
+      if (!address || !/^\d{1,5}$/.test(port)) return reply(501, 'Invalid EPRT address or port.');
+      return activeTarget(session, address, Number(port));
     },
   },
 ];

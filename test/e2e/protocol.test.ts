@@ -377,9 +377,35 @@ describe('data connection security', () => {
     assert.match(await c.cmd('EPRT |2|::1|50000|'), /^504 /);
     assert.match(await c.cmd('EPRT |3|x|1|'), /^522 /);
     assert.match(await c.cmd('PORT 127,0,0,1,200,10'), /^200 /);
+    // The client's own address written otherwise is still its own: not a bounce.
+    assert.match(await c.cmd('PORT 0127,0,0,001,200,10'), /^200 /);
+    assert.match(await c.cmd('EPRT |1|127.0.0.01|50000|'), /^200 /);
+    assert.match(await c.cmd('EPRT |2|::ffff:127.0.0.1|50000|'), /^200 /);
+    assert.match(await c.cmd('EPRT |2|0:0:0:0:0:ffff:7f00:1|50000|'), /^200 /);
+    assert.match(await c.cmd('PORT 1277,0,0,1,200,10'), /^501 /);
     const bounces = t.eventsNamed('security').filter((e) => e.event === 'bounce-attempt');
     assert.equal(bounces.length, 5);
     c.close();
+  });
+
+  test('EPRT from an IPv6 client with its address written in full (as Java clients do) is its own address', async (ctx) => {
+    let v6: TestServer;
+    try {
+      v6 = await startServer({ host: '::1' });
+    } catch {
+      ctx.skip('no IPv6 loopback');
+      return;
+    }
+    try {
+      const c = await RawClient.loggedIn(v6.port, 'alice', undefined, '::1');
+      assert.match(await c.cmd('EPRT |2|0:0:0:0:0:0:0:1|50000|'), /^200 /);
+      assert.match(await c.cmd('EPRT |2|0000:0000:0000:0000:0000:0000:0000:0001|50000|'), /^200 /);
+      assert.match(await c.cmd('EPRT |2|::2|50000|'), /^504 /);
+      assert.equal(v6.eventsNamed('security').filter((e) => e.event === 'bounce-attempt').length, 1);
+      c.close();
+    } finally {
+      await v6.close();
+    }
   });
 
   test('one pending passive listener per session: a new PASV closes the old one', async () => {
