@@ -272,7 +272,10 @@ export class Guard {
     const { ban_threshold, ban_window } = this.config.guard;
     const score = this.scores.add(ip, points);
     if (score >= ban_threshold) {
-      this.ban(ip, `score ${score} >= ${ban_threshold} within ${ban_window} s; last: ${why}`, { ...actor, ip });
+      // Only who did it: the offence's own fields (reason, command, code) would come between "ip" and
+      // "event" in the log line, where the fail2ban filter does not expect them.
+      const who: Actor = { sessionId: actor.sessionId, ip, ...(actor.user ? { user: actor.user } : {}) };
+      this.ban(ip, `score ${score} >= ${ban_threshold} within ${ban_window} s; last: ${why}`, who);
     }
   }
 

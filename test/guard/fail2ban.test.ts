@@ -63,6 +63,20 @@ describe('fail2ban filter', () => {
     b.close();
     // A ban.
     t.server.guard.ban('127.0.0.12', 'test');
+    // Bans earned by offences: pre-login commands (127.0.0.13) and failed logins (127.0.0.14).
+    const scanner = await RawClient.connect(t.port, '127.0.0.1', '127.0.0.13');
+    await scanner.reply();
+    for (let i = 0; i < 10 && !scanner.closed; i++) await scanner.cmd('SITE CPFR /etc/passwd');
+    scanner.close();
+    for (let round = 0; round < 4; round++) {
+      const guesser = await RawClient.connect(t.port, '127.0.0.1', '127.0.0.14');
+      if (!(await guesser.reply()).startsWith('220')) break;
+      for (let i = 0; i < 3 && !guesser.closed; i++) {
+        await guesser.cmd('USER alice');
+        await guesser.cmd('PASS wrong');
+      }
+      guesser.close();
+    }
     await new Promise((r) => setTimeout(r, 100));
 
     const lines = (await readFile(logFile, 'utf8')).split('\n').filter(Boolean);
@@ -73,7 +87,8 @@ describe('fail2ban filter', () => {
     assert.equal(hostFor('login-failed'), '127.0.0.2');
     assert.equal(hostFor('bounce-attempt'), '127.0.0.3');
     assert.equal(hostFor('data-connection-refused'), '127.0.0.9', 'the foreign address, not the victim');
-    assert.equal(hostFor('ban'), '127.0.0.12');
+    const banned = hits.filter((h) => h.event === 'ban').map((h) => h.host);
+    assert.deepEqual(banned.sort(), ['127.0.0.12', '127.0.0.13', '127.0.0.14']);
     // Ordinary lines do not match, and the faked field is never captured.
     for (const event of ['session-open', 'login', 'session-close', 'listening']) {
       for (const h of hits.filter((x) => x.event === event)) assert.equal(h.host, undefined, h.l);
