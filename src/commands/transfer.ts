@@ -8,7 +8,7 @@ import { FtpError, reply, type Reply } from '../session/reply.js';
 import type { Session } from '../session/session.js';
 import { runTransfer } from '../session/transfer.js';
 import { StorageError, type VirtualPath } from '../storage/types.js';
-import { basename, join } from '../storage/vpath.js';
+import { basename, join, parent } from '../storage/vpath.js';
 import type { CommandSpec } from './types.js';
 
 function modeName(session: Session): string {
@@ -110,9 +110,12 @@ async function store(session: Session, path: VirtualPath, options: StoreOptions)
 }
 
 async function uniqueName(session: Session, base: string): Promise<VirtualPath> {
-  const stem = base.trim() ? basename(session.resolve(base)) : 'file';
+  // A folder in the hint is kept ("STOU sub/report" lands in sub/), as vsftpd does.
+  const hinted = base.trim() ? session.resolve(base) : undefined;
+  const folder = hinted ? parent(hinted) : session.cwd;
+  const stem = hinted ? basename(hinted) : 'file';
   for (let i = 0; i < 16; i++) {
-    const candidate = join(session.cwd, `${stem}.${randomBytes(4).toString('hex')}`);
+    const candidate = join(folder, `${stem}.${randomBytes(4).toString('hex')}`);
     try {
       await session.storage!.stat(candidate);
     } catch (e) {

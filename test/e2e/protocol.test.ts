@@ -197,6 +197,22 @@ describe('control connection protocol', () => {
     c.close();
   });
 
+  test('STOU keeps the folder of its hint', async () => {
+    const c = await greeted();
+    await c.login();
+    assert.match(await c.cmd('MKD stou-dir'), /^257 /);
+    const port = passivePort(await c.cmd('EPSV'));
+    const data = connect({ port, host: '127.0.0.1' });
+    await new Promise((r) => data.once('connect', r));
+    const opening = await c.cmd('STOU stou-dir/report');
+    assert.match(opening, /^150 FILE: report\.[0-9a-f]{8}$/);
+    data.end('unique');
+    assert.match(await c.reply(), /^226 /);
+    const name = opening.slice('150 FILE: '.length);
+    assert.equal(await readFile(join(t.root, 'stou-dir', name), 'utf8'), 'unique');
+    c.close();
+  });
+
   test('a client that leaves while its RETR waits for the data connection gives the passive port back at once', async () => {
     await writeFile(join(t.root, 'waiting.bin'), 'x');
     const passive = t.server.context.passive;
