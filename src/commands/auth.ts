@@ -45,8 +45,13 @@ async function login(session: Session, password: string): Promise<void> {
     storage = await server.storageFor(user);
   } catch (error) {
     if (session.closed) return;
-    server.events.emit('session-error', { ...session.actor, error });
-    return failed(session, name, 'home folder unavailable');
+    // The right password and the server's own setup at fault (a missing home, or one linked out of
+    // the root): not a failed login, which would be scored and banned, but an error for the operator.
+    server.events.emit('server-error', { error, where: `home folder of user ${name}` });
+    session.pendingUser = undefined;
+    session.state = 'need-user';
+    session.send(reply(530, 'Login not possible: home folder unavailable.'));
+    return;
   }
   // Gone while the home was checked: logging in now would bring a closed session back to life.
   if (session.closed) return;

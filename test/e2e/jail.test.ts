@@ -3,7 +3,7 @@ import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { RawClient } from '../helpers/clients.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { PASSWORD, startServer, type TestServer } from '../helpers/server.js';
 
 describe('the jail, through the protocol', () => {
   let t: TestServer;
@@ -81,5 +81,30 @@ describe('the jail, through the protocol', () => {
     assert.match(await c.cmd('SITE CHMOD 777 mine.txt'), /^550 /);
     assert.match(await c.cmd('MFMT 20200101000000 mine.txt'), /^550 /);
     assert.deepEqual((await readdir(join(t.root, 'bob'))).sort(), ['carol-link', 'etc-link', 'inside', 'mine.txt', 'ok-link']);
+  });
+});
+
+describe('a home the server cannot use', () => {
+  test('a home linked out of the root: 530 with the reason, a server-error, and no failed login to score', async () => {
+    const t = await startServer();
+    try {
+      await mkdir(join(t.dir, 'outside'), { recursive: true });
+      await mkdir(t.root, { recursive: true });
+      await symlink(join(t.dir, 'outside'), join(t.root, 'evil'));
+      await t.users.add('evil', PASSWORD, { home: 'evil', permissions: 'elr' });
+      await t.users.save();
+      const c = await RawClient.connect(t.port);
+      await c.reply();
+      assert.match(await c.cmd('USER evil'), /^331 /);
+      assert.match(await c.cmd(`PASS ${PASSWORD}`), /^530 .*home folder unavailable/);
+      assert.match(await c.cmd('USER alice'), /^331 /);
+      assert.match(await c.cmd(`PASS ${PASSWORD}`), /^230 /);
+      c.close();
+      assert.equal(t.eventsNamed('login-failed').length, 0);
+      assert.ok(t.eventsNamed('server-error').some((e) => /user evil/.test(e.where)));
+      assert.equal(t.eventsNamed('session-error').length, 0);
+    } finally {
+      await t.close();
+    }
   });
 });
