@@ -24,3 +24,10 @@ export class CommandTable {
 export const UNIMPLEMENTED_VERBS = new Set([
   'SMNT', 'MAIL', 'MLFL', 'MSND', 'MSOM', 'MSAM', 'MRSQ', 'MRCP', 'XSEN', 'XSEM', 'LPRT', 'LPSV',
 ]);
+
+/**
+ * The security commands of RFC 2228, for a server without TLS: 502 even before
+ * login, where they belong (a client asks AUTH first, and must learn it is not offered).
+ */
+export const SECURITY_VERBS = new Set(['AUTH', 'ADAT', 'PBSZ', 'PROT', 'CCC', 'MIC', 'CONF', 'ENC']);
+for (const verb of SECURITY_VERBS) UNIMPLEMENTED_VERBS.add(verb);

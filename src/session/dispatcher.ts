@@ -1,5 +1,5 @@
 import { hasPermission } from '../auth/types.js';
-import { UNIMPLEMENTED_VERBS } from '../commands/table.js';
+import { SECURITY_VERBS, UNIMPLEMENTED_VERBS } from '../commands/table.js';
 import { StorageError } from '../storage/types.js';
 import { toFtpError } from './errors.js';
 import { reply, type Reply } from './reply.js';
@@ -30,7 +30,7 @@ export async function dispatch(session: Session, line: string, utf8 = true): Pro
   if (!spec) {
     // Known but not offered: before login that is nobody's business (530, like any other command).
     if (UNIMPLEMENTED_VERBS.has(verb)) {
-      if (session.state !== 'ready') return refuse(530, 'Please login with USER and PASS.', 'not logged in');
+      if (session.state !== 'ready' && !SECURITY_VERBS.has(verb)) return refuse(530, 'Please login with USER and PASS.', 'not logged in');
       return refuse(502, 'Command not implemented.', 'not implemented');
     }
     return refuse(500, 'Syntax error, command unrecognized.', 'unknown command');

@@ -47,6 +47,9 @@ describe('control connection protocol', () => {
     const c = await greeted();
     assert.match(await c.cmd('BOGUS'), /^500 /);
     assert.match(await c.cmd('SMNT /x'), /^530 /, 'not implemented, but before login that is not said');
+    // No TLS on this server: RFC 2228's commands are "not implemented", before login too.
+    assert.match(await c.cmd('AUTH TLS'), /^502 /);
+    assert.match(await c.cmd('PBSZ 0'), /^502 /);
     assert.match(await c.cmd('PASS secret'), /^503 /);
     assert.match(await c.cmd('USER'), /^501 /);
     await c.login();
