@@ -70,6 +70,8 @@ export function registerUserCommands(
           const store = await openStore(flags);
           if (store.get(name)) throw new CliError(`user "${name}" already exists in ${store.file}`);
           // Check every other input before asking for a password the operator would have to type again.
+          // An empty --home (an unset shell variable) would mean the whole root: say so instead.
+          if (flags.home !== undefined && flags.home.trim() === '') throw new CliError('--home is empty: give "." for the whole server root, or a folder');
           const home = normalizeHome(flags.home ?? name);
           const permissions = parsePermissions(flags.perms);
           const password = await readNewPassword(io, flags);

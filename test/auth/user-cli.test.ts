@@ -88,6 +88,7 @@ describe('moat user (in process)', () => {
     for (const [args, pattern] of [
       [['--home', '/srv/ftp'], /must be relative/],
       [['--home', 'a/../../etc'], /must not contain '\.\.'/],
+      [['--home', ''], /--home is empty: give "\." for the whole server root/],
       [['--perms', 'elrX'], /unknown permission letter "X"/],
     ] as const) {
       const r = await run(['user', 'add', 'bob', ...args], { usersFile: file, stdin: 'password-1\n' });
@@ -157,7 +158,7 @@ describe('moat user (in process)', () => {
   it('list and show, as text and JSON, never print the hash', async () => {
     const file = freshFile();
     await run(['user', 'add', 'alice', '--perms', 'elr', '--password-stdin'], { usersFile: file, stdin: 'password-1\n' });
-    await run(['user', 'add', 'bob', '--home', '', '--disabled', '--password-stdin'], { usersFile: file, stdin: 'password-2\n' });
+    await run(['user', 'add', 'bob', '--home', '.', '--disabled', '--password-stdin'], { usersFile: file, stdin: 'password-2\n' });
 
     const list = await run(['user', 'list'], { usersFile: file });
     assert.match(list.stdout, /^NAME\s+ENABLED\s+PERMISSIONS\s+HOME\n/);
