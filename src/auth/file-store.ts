@@ -316,17 +316,31 @@ export class FileUserStore implements UserStore {
    *
    * Refuses to overwrite a file that changed since this store read it, so
    * two `moat user` commands run at once cannot silently drop each other's
-   * change (the window left between this check and the rename is tiny).
+   * change: the check and the rename happen under a lock file
+   * (`<file>.lock`, created exclusively), so no save slips in between.
    */
   async save(): Promise<void> {
-    if (!sameStamp(await currentStamp(this.file), this.stamp)) {
-      throw new UsersFileError(`users file ${this.file} was changed by another process since it was read; run the command again`);
-    }
     const dir = dirname(this.file);
+    try {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new UsersFileError(`cannot write users file ${this.file}: ${(err as Error).message}`);
+    }
+    const release = await lockFile(`${this.file}.lock`);
+    try {
+      if (!sameStamp(await currentStamp(this.file), this.stamp)) {
+        throw new UsersFileError(`users file ${this.file} was changed by another process since it was read; run the command again`);
+      }
+      await this.write(dir);
+    } finally {
+      await release();
+    }
+  }
+
+  private async write(dir: string): Promise<void> {
     const content = JSON.stringify({ version: 1, users: [...this.users.values()] }, null, 2) + '\n';
     const temp = join(dir, `.${basename(this.file)}.${randomBytes(6).toString('hex')}.tmp`);
     try {
-      await mkdir(dir, { recursive: true, mode: 0o700 });
       const handle = await open(temp, 'wx', 0o600);
       try {
         // The umask could only narrow 0600, but an explicit chmod leaves no doubt.
@@ -373,6 +387,33 @@ export class FileUserStore implements UserStore {
     } catch (err) {
       throw new UserStoreError((err as Error).message);
     }
+  }
+}
+
+/** A lock older than this was left by a process that died while saving. */
+const STALE_LOCK_MS = 30_000;
+
+/**
+ * Take `lock` (created with O_EXCL), waiting up to ~3 s for another saver;
+ * resolves to its release. Saves take milliseconds, so a longer wait means a
+ * stale lock (removed once old enough) or a stuck process (an error saying so).
+ */
+async function lockFile(lock: string): Promise<() => Promise<void>> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const handle = await open(lock, 'wx', 0o600);
+      await handle.close();
+      return () => unlink(lock).catch(() => undefined);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new UsersFileError(`cannot lock ${lock}: ${(err as Error).message}`);
+    }
+    const age = await stat(lock).then((s) => Date.now() - s.mtimeMs, () => 0);
+    if (age > STALE_LOCK_MS) {
+      await unlink(lock).catch(() => undefined);
+      continue;
+    }
+    if (attempt >= 150) throw new UsersFileError(`${lock} is held by another process; run the command again (remove the file if no moat command is running)`);
+    await new Promise((r) => setTimeout(r, 20));
   }
 }
 

@@ -128,6 +128,21 @@ describe('FileUserStore', () => {
     assert.deepEqual((await FileUserStore.open(file)).list().map((u) => u.name), ['alice']);
   });
 
+  it('saves racing each other: every save that succeeds is in the file (the check and the rename are under one lock)', async () => {
+    const file = freshFile();
+    for (let round = 0; round < 5; round++) {
+      const stores = await Promise.all(Array.from({ length: 8 }, () => FileUserStore.open(file)));
+      await Promise.all(stores.map((s, i) => s.add(`r${round}u${i}`, 'password-1')));
+      const results = await Promise.allSettled(stores.map((s) => s.save()));
+      const saved = stores.filter((_, i) => results[i]!.status === 'fulfilled').length;
+      const present = (await FileUserStore.open(file)).list().filter((u) => u.name.startsWith(`r${round}u`)).length;
+      assert.ok(saved >= 1);
+      assert.equal(present, saved, `round ${round}: ${saved} saves reported, ${present} users in the file`);
+      for (const r of results) if (r.status === 'rejected') assert.match((r.reason as Error).message, /changed by another process/);
+    }
+    assert.deepEqual((await readdir(dir)).filter((f) => f.endsWith('.lock') || f.endsWith('.tmp')), []);
+  });
+
   it('picks up changes saved by another process, at most once per interval, and drops stale cache entries', async () => {
     const file = freshFile();
     const cli = await FileUserStore.open(file);
