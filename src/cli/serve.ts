@@ -8,7 +8,7 @@ import type { MoatConfig } from '../config/schema.js';
 import { weakerOptions } from '../config/weaker.js';
 import { bansFileOf } from '../guard/bans.js';
 import { dropPrivileges, prepareFor, rootDecision } from '../guard/privileges.js';
-import { attachLogger, createLogger } from '../observe/logger.js';
+import { attachLogger, createLogger, LogFileError } from '../observe/logger.js';
 import { controlSocketOf, openControlSocket } from '../server/control-socket.js';
 import { MoatServer } from '../server/server.js';
 import { nativeStatus } from '../storage/native.js';
@@ -74,7 +74,13 @@ async function serve(config: MoatConfig, zeroConfig = false): Promise<void> {
     throw new CliError((error as Error).message);
   }
   if (privileges.action === 'refuse') throw new CliError(privileges.message);
-  const log = createLogger({ level: config.log_level, file: config.log_file || undefined });
+  let log;
+  try {
+    log = createLogger({ level: config.log_level, file: config.log_file || undefined });
+  } catch (error) {
+    if (error instanceof LogFileError) throw new CliError(error.message);
+    throw error;
+  }
   // Node's defaults: SIGUSR1 opens its debugger on 127.0.0.1:9229 (any local user could then run code
   // in the server), SIGUSR2 ends the process without a word. Log rotation sends such signals.
   for (const signal of ['SIGUSR1', 'SIGUSR2'] as const) {

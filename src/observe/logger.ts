@@ -1,3 +1,4 @@
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import pino, { type Logger } from 'pino';
 import type { MoatEvents } from './events.js';
 
@@ -8,8 +9,9 @@ export type { Logger };
  * whole, so lines from concurrent sessions never interleave.
  */
 export function createLogger(options: { level: string; file?: string }): Logger {
+  if (options.file) checkLogFile(options.file);
   const destination = options.file
-    ? pino.destination({ dest: options.file, sync: true, mkdir: true })
+    ? pino.destination({ dest: options.file, sync: true })
     : pino.destination({ dest: 1, sync: true });
   return pino(
     {
@@ -20,6 +22,30 @@ export function createLogger(options: { level: string; file?: string }): Logger 
     },
     destination,
   );
+}
+
+/** Thrown when log_file cannot be written: the message names the key and the reason. */
+export class LogFileError extends Error {}
+
+/**
+ * A log file must be a file we can append to; its folder must exist (a
+ * mistyped path is an error, not a tree of folders created as root).
+ */
+function checkLogFile(file: string): void {
+  let fd: number;
+  try {
+    fd = openSync(file, 'a', 0o640);
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    const why = e.code === 'ENOENT' ? 'its folder does not exist' : e.code === 'EISDIR' ? 'is a folder' : (e.code ?? e.message);
+    throw new LogFileError(`log_file ${file}: ${why}`, { cause: error });
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() && !st.isCharacterDevice() && !st.isFIFO()) throw new LogFileError(`log_file ${file}: not a file`);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function errorText(error: unknown): string {

@@ -179,6 +179,13 @@ describe('moat CLI: check-config', () => {
       const fileRoot = await moat(['serve', '--listen', `127.0.0.1:${free}`, '--root', join(dir, 'a-file'), '--state-dir', join(dir, 'state')]);
       assert.equal(fileRoot.code, 1, fileRoot.stderr);
       assert.match(fileRoot.stderr, /moat: cannot serve .*a-file: not a folder/);
+      const logDir = await moat(['serve', '--listen', `127.0.0.1:${free}`, ...common, '--log-file', dir]);
+      assert.equal(logDir.code, 1, logDir.stderr);
+      assert.match(logDir.stderr, /moat: log_file .*: is a folder/);
+      const logMissing = await moat(['serve', '--listen', `127.0.0.1:${free}`, ...common, '--log-file', join(dir, 'no', 'such', 'x.log')]);
+      assert.equal(logMissing.code, 1, logMissing.stderr);
+      assert.match(logMissing.stderr, /moat: log_file .*x\.log: its folder does not exist/);
+      await assert.rejects(stat(join(dir, 'no')), 'no folder created for the log');
     } finally {
       await new Promise((r) => busy.close(r));
     }
