@@ -88,15 +88,22 @@ async function store(session: Session, path: VirtualPath, options: StoreOptions)
     async run(data, signal, progress) {
       // The limit is on the file an upload leaves: what it resumes from or appends to counts.
       let total = options.append ? (existing?.size ?? 0) : offset;
-      const received = (n: number): void => {
+      const grew = (n: number): void => {
         total += n;
-        progress(n);
         if (maxSize > 0 && total > maxSize) {
           data.destroy(new StorageError('quota', 'upload larger than max_upload_size'));
         }
       };
-      if (session.transferType === 'A') await pipeline(counted(data, received), new FromNetworkAscii(), upload.stream, { signal });
-      else {
+      const received = (n: number): void => {
+        progress(n);
+        grew(n);
+      };
+      if (session.transferType === 'A') {
+        // In ASCII the file gets fewer bytes than the wire carries (CRLF -> LF): the limit counts the file's.
+        const toFile = new FromNetworkAscii();
+        toFile.on('data', (chunk: Buffer) => grew(chunk.length));
+        await pipeline(counted(data, progress), toFile, upload.stream, { signal });
+      } else {
         await receive(data, upload.stream, signal, received);
         upload.stream.end();
       }

@@ -52,6 +52,24 @@ describe('uploads over plain data connections', () => {
     c.close();
   });
 
+  test('in ASCII mode the limit counts the bytes stored (CRLF -> LF), not those on the wire', async () => {
+    const c = await binaryClient(t.port);
+    assert.match(await c.cmd('TYPE A'), /^200 /);
+    const data = await epsvConnection(c);
+    assert.match(await c.cmd('STOR ascii-limit.txt'), /^150 /);
+    // 6 MiB on the wire, 3 MiB once stored: under the 4 MiB limit.
+    await sendInPieces(data, Buffer.from('\r\n'.repeat(3 * 1024 * 1024)));
+    assert.match(await c.reply(), /^226 /);
+    assert.equal((await stat(join(t.root, 'ascii-limit.txt'))).size, 3 * 1024 * 1024);
+    const over = await epsvConnection(c);
+    assert.match(await c.cmd('STOR ascii-over.txt'), /^150 /);
+    void sendInPieces(over, Buffer.from('x\r\n'.repeat(3 * 1024 * 1024))).catch(() => undefined);
+    assert.match(await c.reply(), /^552 /);
+    over.destroy();
+    assert.ok(!(await readdir(t.root)).some((name) => name.includes('ascii-over')));
+    c.close();
+  });
+
   test('APPE past limits.max_upload_size (the existing size counts): 552, the appended part kept, and the chunk that crossed the limit never reaches the file', async () => {
     const c = await binaryClient(t.port);
     await writeFile(join(t.root, 'grow.bin'), Buffer.alloc(1024 * 1024, 1));
