@@ -54,7 +54,9 @@ export function registerBanCommands(program: Command): void {
     .option('--reason <text>', 'why (kept in bans.json and the log)', 'added by moat ban')
     .action(async (ip: string, flags: BanFlags & { duration: string; reason: string }) => {
       const key = ipArg(ip);
-      if (!/^\d{1,9}$/.test(flags.duration) || Number(flags.duration) < 1) throw new CliError('--duration: expected a number of seconds >= 1');
+      if (!/^\d+$/.test(flags.duration) || Number(flags.duration) < 1) throw new CliError('--duration: expected a whole number of seconds >= 1');
+      // A year of seconds: anything longer is a typo (and would overflow the ban's end date).
+      if (Number(flags.duration) > 366 * 24 * 3600) throw new CliError('--duration: at most 31622400 seconds (a year)');
       const bans = await store(flags);
       const r = bans.ban(key, Number(flags.duration), flags.reason);
       await bans.save();

@@ -6,7 +6,8 @@ const collect = (value: string, previous: string[] = []): string[] => [...previo
  * names the key with the real reason (range, not an integer); the rest is
  * passed on as given and reported as not a number.
  */
-const num = (value: string): number | string => (value.trim() !== '' && Number.isFinite(Number(value)) ? Number(value) : value);
+/** A decimal number becomes a number (the schema then says what is wrong with it); anything else ("0x10", "1e3") stays text and is refused as such. */
+const num = (value: string): number | string => (/^-?\d+(\.\d+)?$/.test(value.trim()) ? Number(value) : value);
 
 /** The flags shared by `moat serve` and `moat check-config`. */
 export function addServeOptions(cmd: Command): Command {

@@ -218,6 +218,11 @@ describe('moat CLI: check-config', () => {
     const ok = await moat(['check-config', '--config', 'good.toml'], { cwd: dir });
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /configuration ok/);
+    for (const odd of ['0x10', '1e3', '12abc']) {
+      const r = await moat(['check-config', '--config', 'good.toml', '--idle-timeout', odd], { cwd: dir });
+      assert.equal(r.code, 1, `--idle-timeout ${odd} was taken`);
+      assert.match(r.stderr, /timeouts\.idle/);
+    }
     const bad = await moat(['check-config', '--config', 'good.toml', '--pasv-ports', '5000-4000'], { cwd: dir });
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /passive\.ports/);

@@ -131,6 +131,11 @@ describe('brute force: delays, disconnects, bans that survive restarts', () => {
     assert.match(g, /^421 /);
     c.close();
     assert.equal((await moat('ban', 'add', 'not-an-ip', '--state-dir', stateDir)).code, 1);
+    for (const [duration, why] of [['99999999999', /at most 31622400 seconds/], ['1.5', /whole number of seconds/], ['0', /whole number of seconds >= 1/]] as const) {
+      const bad = await moat('ban', 'add', '10.9.9.9', '--duration', duration, '--state-dir', stateDir);
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, why);
+    }
     // Repeat offender through the guard itself: the second ban lasts twice as long.
     t.server.guard.unban('127.0.0.4');
     const first = t.server.guard.ban('127.0.0.5', 'test')!;
