@@ -92,7 +92,9 @@ export const fileCommands: CommandSpec[] = [
       const { path, info } = await fileInfo(session, m[2]!);
       if (info.kind !== 'file') return reply(550, 'Not a regular file.');
       await session.storage!.setMtime(path, when);
-      return reply(213, `Modify=${formatMdtm(when)}; ${m[2]}`);
+      // The time the file system kept, which is not always the one asked for (ext4 stores 1901-2446).
+      const kept = (await session.storage!.stat(path)).mtime;
+      return reply(213, `Modify=${formatMdtm(kept)}; ${m[2]}`);
     },
   },
 ];

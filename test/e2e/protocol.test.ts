@@ -200,6 +200,18 @@ describe('control connection protocol', () => {
     c.close();
   });
 
+  test('MFMT answers the time the file system kept, the one MDTM then reports', async () => {
+    await writeFile(join(t.root, 'mfmt.txt'), 'x');
+    const c = await greeted();
+    await c.login();
+    for (const asked of ['19000101000000', '20200229120000', '99991231235959']) {
+      const set = /^213 Modify=(\d{14}(?:\.\d+)?); mfmt\.txt$/.exec(await c.cmd(`MFMT ${asked} mfmt.txt`));
+      assert.ok(set, asked);
+      assert.equal(await c.cmd('MDTM mfmt.txt'), `213 ${set[1]}`);
+    }
+    c.close();
+  });
+
   test('STOU keeps the folder of its hint', async () => {
     const c = await greeted();
     await c.login();
