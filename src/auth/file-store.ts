@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { checkHome, isCidr } from '../config/values.js';
 import { hashPassword, isPasswordHash, verifyDummy, verifyPassword, type PasswordVerifier } from './password.js';
 import { checkPermissions, parsePermissions } from './permissions.js';
-import { ALL_PERMISSIONS, type AuthContext, type User, type UserStore } from './types.js';
+import { ALL_PERMISSIONS, ANONYMOUS_NAMES, type AuthContext, type User, type UserStore } from './types.js';
 import { VerifyCache } from './verify-cache.js';
 
 /*
@@ -281,6 +281,8 @@ export class FileUserStore implements UserStore {
   ): Promise<User> {
     const badName = checkUserName(name);
     if (badName) throw new UserStoreError(badName);
+    // With anonymous access on, these names never reach the users file: the account would be unusable.
+    if (ANONYMOUS_NAMES.has(name.toLowerCase())) throw new UserStoreError(`"${name}" is reserved for anonymous logins (see anonymous.enabled)`);
     if (this.users.has(name)) throw new UserStoreError(`user "${name}" already exists`);
     const record: UserRecord = {
       name,

@@ -10,6 +10,9 @@ export type PermissionLetter = 'e' | 'l' | 'r' | 'a' | 'd' | 'f' | 'm' | 'w' | '
 export const ALL_PERMISSIONS = 'elradfmwMT';
 export const READ_ONLY_PERMISSIONS = 'elr';
 
+/** The names that log in anonymously when anonymous access is on (any case). */
+export const ANONYMOUS_NAMES = new Set(['anonymous', 'ftp']);
+
 export type TlsPolicy = 'off' | 'optional' | 'required';
 export type DataSessionPolicy = 'same-user' | 'same-connection' | 'off';
 

@@ -1,10 +1,8 @@
-import { READ_ONLY_PERMISSIONS, type User } from '../auth/types.js';
+import { ANONYMOUS_NAMES, READ_ONLY_PERMISSIONS, type User } from '../auth/types.js';
 import type { MoatConfig } from '../config/schema.js';
 import { reply } from '../session/reply.js';
 import type { Session } from '../session/session.js';
 import type { CommandSpec } from './types.js';
-
-const ANONYMOUS_NAMES = new Set(['anonymous', 'ftp']);
 
 /** Whether `name` logs in as the anonymous user (only when anonymous access is enabled). */
 export function isAnonymousLogin(config: MoatConfig, name: string): boolean {

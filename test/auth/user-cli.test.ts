@@ -96,6 +96,8 @@ describe('moat user (in process)', () => {
     }
     assertCliError(await run(['user', 'add', '--password-stdin', '--', '-bob'], { usersFile: file, stdin: 'password-1\n' }), /invalid user name/);
     assertCliError(await run(['user', 'add', '.bob', '--password-stdin'], { usersFile: file, stdin: 'password-1\n' }), /invalid user name/);
+    assertCliError(await run(['user', 'add', 'Anonymous', '--password-stdin'], { usersFile: file, stdin: 'password-1\n' }), /reserved for anonymous logins/);
+    assertCliError(await run(['user', 'add', 'ftp', '--password-stdin'], { usersFile: file, stdin: 'password-1\n' }), /reserved for anonymous logins/);
     await run(['user', 'add', 'bob', '--password-stdin'], { usersFile: file, stdin: 'password-1\n' });
     assertCliError(await run(['user', 'add', 'bob'], { usersFile: file }), /already exists/);
   });
