@@ -189,9 +189,15 @@ export class MoatServer {
     const session = new Session(this.context, info, socket);
     session.secure = secure;
     this.sessions.add(session);
-    socket.on('close', () => {
+    const release = (): void => {
       admission.release();
       this.sessions.delete(session);
+    };
+    // A transfer that outlives its control connection (the client left after its data connection
+    // opened) still counts against the limits, and shutdown still finds it.
+    socket.on('close', () => {
+      if (session.transfer) void session.transfer.done.then(release);
+      else release();
     });
     this.sweeper ??= setInterval(() => this.sweepDeadlines(), DEADLINE_SWEEP_MS).unref();
     session.start();

@@ -332,6 +332,27 @@ describe('control connection protocol', () => {
     });
   }
 
+  test('a transfer that outlives its control connection still counts as a session until it ends', async () => {
+    const c = await greeted();
+    await c.login();
+    assert.match(await c.cmd('TYPE I'), /^200 /);
+    const port = passivePort(await c.cmd('EPSV'));
+    const data = connect({ port, host: '127.0.0.1' });
+    await new Promise((r) => data.once('connect', r));
+    assert.match(await c.cmd('STOR outlives.bin'), /^150 /);
+    data.write(Buffer.alloc(1000, 1));
+    const before = t.server.sessions.size;
+    c.socket.end();
+    await c.waitClosed();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(t.server.sessions.size, before, 'the session left the registry (and the limits) while its upload ran');
+    data.end(Buffer.alloc(1000, 2));
+    const deadline = Date.now() + 5000;
+    while (t.server.sessions.size >= before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(t.server.sessions.size, before - 1);
+    assert.equal((await readFile(join(t.root, 'outlives.bin'))).length, 2000);
+  });
+
   test('a vanished client mid-transfer leaves the server serving others', async () => {
     const c = await greeted();
     await c.login();
