@@ -56,6 +56,26 @@ function isTempName(name: string): boolean {
   return name.startsWith(TEMP_PREFIX) && name.endsWith(TEMP_SUFFIX);
 }
 
+/** An upload's part untouched this long was left by a crash: no live upload stalls for an hour. */
+const STALE_PART_MS = 3600_000;
+
+/**
+ * A folder whose only entries are stale upload parts (hidden from clients, who
+ * could never remove them) is emptied of them so RMD can proceed. Returns
+ * whether it was; anything else in the folder leaves it untouched.
+ */
+async function removeStaleParts(dir: string): Promise<boolean> {
+  const names = await fs.readdir(dir).catch(() => [] as string[]);
+  if (names.length === 0 || !names.every(isTempName)) return false;
+  const now = Date.now();
+  for (const name of names) {
+    const st = await fs.lstat(path.join(dir, name)).catch(() => undefined);
+    if (!st?.isFile() || now - st.mtimeMs < STALE_PART_MS) return false;
+  }
+  await Promise.all(names.map((name) => fs.unlink(path.join(dir, name)).catch(() => undefined)));
+  return true;
+}
+
 function isInside(real: string, realHome: string): boolean {
   if (real === realHome) return true;
   const prefix = realHome.endsWith(path.sep) ? realHome : realHome + path.sep;
@@ -273,7 +293,12 @@ export class LocalStorage implements Storage, TableListing {
     const r = await this.#existing(vpath);
     if (r.isHome) throw fail('permission');
     // On the entry, not its target: rmdir of a link fails with ENOTDIR, as it should.
-    await this.#fs(() => fs.rmdir(r.entry));
+    try {
+      await fs.rmdir(r.entry);
+    } catch (error) {
+      if (errno(error) !== 'ENOTEMPTY' || !(await removeStaleParts(r.entry))) throw toStorageError(error);
+      await this.#fs(() => fs.rmdir(r.entry));
+    }
   }
 
   async delete(vpath: VirtualPath): Promise<void> {

@@ -125,6 +125,21 @@ describe('files past 4 GiB', () => {
 });
 
 describe('directory and file operations', () => {
+  it('rmdir of a folder holding only upload parts a crash left (untouched for an hour) removes them; a fresh part or another file keeps it', async () => {
+    await storage.mkdir(v('crashed'));
+    const part = path.join(home, 'crashed', '.moat-upload-0123456789abcdef.part');
+    await fs.writeFile(part, 'half');
+    await rejectsWith(storage.rmdir(v('crashed')), 'not-empty');
+    const old = new Date(Date.now() - 2 * 3600_000);
+    await fs.utimes(part, old, old);
+    await fs.writeFile(path.join(home, 'crashed', 'keep.txt'), 'x');
+    await rejectsWith(storage.rmdir(v('crashed')), 'not-empty');
+    assert.ok(await fs.stat(part), 'a part beside a real file is left alone');
+    await storage.delete(v('crashed/keep.txt'));
+    await storage.rmdir(v('crashed'));
+    await rejectsWith(storage.stat(v('crashed')), 'not-found');
+  });
+
   it('mkdir, rmdir, delete, rename', async () => {
     await storage.mkdir(v('made'));
     assert.equal((await storage.stat(v('made'))).kind, 'dir');
