@@ -3,7 +3,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { passivePort, RawClient, refusesConnections } from '../helpers/clients.js';
+import { epsvConnection, passivePort, RawClient, refusesConnections } from '../helpers/clients.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 describe('control connection protocol', () => {
@@ -216,9 +216,7 @@ describe('control connection protocol', () => {
     const c = await greeted();
     await c.login();
     assert.match(await c.cmd('MKD stou-dir'), /^257 /);
-    const port = passivePort(await c.cmd('EPSV'));
-    const data = connect({ port, host: '127.0.0.1' });
-    await new Promise((r) => data.once('connect', r));
+    const data = await epsvConnection(c);
     const opening = await c.cmd('STOU stou-dir/report');
     assert.match(opening, /^150 FILE: report\.[0-9a-f]{8}$/);
     data.end('unique');
@@ -311,9 +309,7 @@ describe('control connection protocol', () => {
       const c = await greeted();
       await c.login();
       assert.match(await c.cmd('TYPE I'), /^200 /);
-      const port = passivePort(await c.cmd('EPSV'));
-      const data = connect({ port, host: '127.0.0.1' });
-      await new Promise((r) => data.once('connect', r));
+      const data = await epsvConnection(c);
       assert.match(await c.cmd(`STOR ${name}`), /^150 /);
       data.end(body);
       await new Promise((r) => data.once('close', r));
@@ -336,9 +332,7 @@ describe('control connection protocol', () => {
     const c = await greeted();
     await c.login();
     assert.match(await c.cmd('TYPE I'), /^200 /);
-    const port = passivePort(await c.cmd('EPSV'));
-    const data = connect({ port, host: '127.0.0.1' });
-    await new Promise((r) => data.once('connect', r));
+    const data = await epsvConnection(c);
     assert.match(await c.cmd('STOR outlives.bin'), /^150 /);
     data.write(Buffer.alloc(1000, 1));
     const before = t.server.sessions.size;
