@@ -2,11 +2,10 @@ import type { Command } from 'commander';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 /**
- * Anything that reads as a number (-5, 1e3, 2.5) becomes one, so validation
- * names the key with the real reason (range, not an integer); the rest is
- * passed on as given and reported as not a number.
+ * A decimal number (-5, 2.5) becomes one, so validation names the key with the
+ * real reason (range, not an integer); anything else ("0x10", "1e3", "12abc")
+ * is passed on as given and reported as not a number.
  */
-/** A decimal number becomes a number (the schema then says what is wrong with it); anything else ("0x10", "1e3") stays text and is refused as such. */
 const num = (value: string): number | string => (/^-?\d+(\.\d+)?$/.test(value.trim()) ? Number(value) : value);
 
 /** The flags shared by `moat serve` and `moat check-config`. */

@@ -84,7 +84,7 @@ async function serve(config: MoatConfig, zeroConfig = false): Promise<void> {
   // Node's defaults: SIGUSR1 opens its debugger on 127.0.0.1:9229 (any local user could then run code
   // in the server), SIGUSR2 ends the process without a word. Log rotation sends such signals.
   for (const signal of ['SIGUSR1', 'SIGUSR2'] as const) {
-    process.on(signal, () => log.warn({ event: 'signal-ignored', signal }, `${signal} ignored (SIGHUP reloads, SIGTERM stops)`));
+    process.on(signal, () => log.warn({ event: 'signal-ignored', signal }, `${signal} ignored (SIGTERM stops the server)`));
   }
   const usersFile = usersFileOf(config);
   const demoPassword = await bootstrapDemo(config, usersFile);

@@ -20,14 +20,15 @@ export class CommandTable {
   }
 }
 
+/**
+ * The security commands of RFC 2228, for a server without TLS (or those TLS
+ * does not offer): 502 even before login, where they belong (a client asks
+ * AUTH first, and must learn it is not offered).
+ */
+export const SECURITY_VERBS = new Set(['AUTH', 'ADAT', 'PBSZ', 'PROT', 'CCC', 'MIC', 'CONF', 'ENC']);
+
 /** Verbs we know of but deliberately do not implement: 502 rather than 500. */
 export const UNIMPLEMENTED_VERBS = new Set([
   'SMNT', 'MAIL', 'MLFL', 'MSND', 'MSOM', 'MSAM', 'MRSQ', 'MRCP', 'XSEN', 'XSEM', 'LPRT', 'LPSV',
+  ...SECURITY_VERBS,
 ]);
-
-/**
- * The security commands of RFC 2228, for a server without TLS: 502 even before
- * login, where they belong (a client asks AUTH first, and must learn it is not offered).
- */
-export const SECURITY_VERBS = new Set(['AUTH', 'ADAT', 'PBSZ', 'PROT', 'CCC', 'MIC', 'CONF', 'ENC']);
-for (const verb of SECURITY_VERBS) UNIMPLEMENTED_VERBS.add(verb);

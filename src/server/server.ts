@@ -152,16 +152,18 @@ export class MoatServer {
       }
     });
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (error: NodeJS.ErrnoException) => {
+      const failed = (error: NodeJS.ErrnoException): void => {
         const why = LISTEN_FAILURES[error.code ?? ''] ?? error.message;
         reject(new StartupError(`cannot listen on ${address}: ${why}`, { cause: error }));
-      });
+      };
+      server.once('error', failed);
       server.listen({ host, port, ipv6Only: host.includes(':') }, () => {
-        server.removeAllListeners('error');
-        server.on('error', (error) => this.events.emit('server-error', { error, where: `listener ${address}` }));
+        server.off('error', failed);
         resolve();
       });
     });
+    // Once bound, a listener's error is logged; the server keeps its other listeners.
+    server.on('error', (error) => this.events.emit('server-error', { error, where: `listener ${address}` }));
     this.bound.push({ server, info });
   }
 

@@ -340,16 +340,16 @@ export class Session implements LineSink {
     this.lastActive = Date.now();
   }
 
-  /**
-   * Abort the running transfer and wait until its final reply (426) is sent,
-   * so whatever the caller answers next comes after it, in RFC 959 order.
-   * False when no transfer was running.
-   */
   /** Wait until the running transfer, if any, has sent its final reply. */
   async transferFinished(): Promise<void> {
     await this.transfer?.done;
   }
 
+  /**
+   * Abort the running transfer and wait until its final reply (426) is sent,
+   * so whatever the caller answers next comes after it, in RFC 959 order.
+   * False when no transfer was running.
+   */
   async abortTransfer(): Promise<boolean> {
     const t = this.transfer;
     if (!t) return false;

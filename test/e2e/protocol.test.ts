@@ -3,7 +3,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { epsvConnection, passivePort, RawClient, refusesConnections } from '../helpers/clients.js';
+import { binaryClient, epsvConnection, passivePort, RawClient, refusesConnections } from '../helpers/clients.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 describe('control connection protocol', () => {
@@ -129,8 +129,7 @@ describe('control connection protocol', () => {
   });
 
   test('NUL or CR inside an argument is refused with 501', async () => {
-    const c = await greeted();
-    await c.login();
+    const c = await RawClient.loggedIn(t.port);
     c.write('MKD a\0b\r\n');
     assert.match(await c.reply(), /^501 /);
     c.write('MKD a\rb\r\n');
@@ -139,8 +138,7 @@ describe('control connection protocol', () => {
   });
 
   test('multi-line replies follow RFC 959 framing', async () => {
-    const c = await greeted();
-    await c.login();
+    const c = await RawClient.loggedIn(t.port);
     const stat = await c.cmd('STAT');
     const lines = stat.split('\r\n');
     assert.match(lines[0]!, /^211-/);
@@ -151,9 +149,7 @@ describe('control connection protocol', () => {
 
   test('ABOR and STAT are answered while a transfer runs', async () => {
     await writeFile(join(t.root, 'slow.bin'), Buffer.alloc(64 * 1024 * 1024, 1));
-    const c = await greeted();
-    await c.login();
-    assert.match(await c.cmd('TYPE I'), /^200 /);
+    const c = await binaryClient(t.port);
     const port = passivePort(await c.cmd('EPSV'));
     const data = connect({ port, host: '127.0.0.1' });
     data.pause(); // do not read: the transfer stalls on backpressure and stays "in progress"
@@ -173,8 +169,7 @@ describe('control connection protocol', () => {
 
   test('ABOR before the client opened the passive connection: 426, 226, and the port is given back at once', async () => {
     await writeFile(join(t.root, 'waiting.bin'), 'x');
-    const c = await greeted();
-    await c.login();
+    const c = await RawClient.loggedIn(t.port);
     const port = passivePort(await c.cmd('EPSV'));
     assert.match(await c.cmd('RETR waiting.bin'), /^150 /);
     c.write('ABOR\r\n');
@@ -188,8 +183,7 @@ describe('control connection protocol', () => {
 
   test('a transfer without PASV/PORT is refused with 425 before any 150, and creates nothing', async () => {
     await writeFile(join(t.root, 'there.txt'), 'x');
-    const c = await greeted();
-    await c.login();
+    const c = await RawClient.loggedIn(t.port);
     for (const cmd of ['RETR there.txt', 'STOR nodata-stor.txt', 'APPE nodata-appe.txt', 'STOU nodata', 'LIST', 'NLST', 'MLSD']) {
       assert.match(await c.cmd(cmd), /^425 /, cmd);
     }
@@ -202,8 +196,7 @@ describe('control connection protocol', () => {
 
   test('MFMT answers the time the file system kept, the one MDTM then reports', async () => {
     await writeFile(join(t.root, 'mfmt.txt'), 'x');
-    const c = await greeted();
-    await c.login();
+    const c = await RawClient.loggedIn(t.port);
     for (const asked of ['19000101000000', '20200229120000', '99991231235959']) {
       const set = /^213 Modify=(\d{14}(?:\.\d+)?); mfmt\.txt$/.exec(await c.cmd(`MFMT ${asked} mfmt.txt`));
       assert.ok(set, asked);
@@ -213,8 +206,7 @@ describe('control connection protocol', () => {
   });
 
   test('STOU keeps the folder of its hint', async () => {
-    const c = await greeted();
-    await c.login();
+    const c = await RawClient.loggedIn(t.port);
     assert.match(await c.cmd('MKD stou-dir'), /^257 /);
     const data = await epsvConnection(c);
     const opening = await c.cmd('STOU stou-dir/report');
@@ -231,8 +223,7 @@ describe('control connection protocol', () => {
     const passive = t.server.context.passive;
     const ports: number[] = [];
     for (let i = 0; i < 5; i++) {
-      const c = await greeted();
-      await c.login();
+      const c = await RawClient.loggedIn(t.port);
       const port = passivePort(await c.cmd('EPSV'));
       ports.push(port);
       assert.match(await c.cmd('RETR waiting.bin'), /^150 /);
@@ -246,8 +237,7 @@ describe('control connection protocol', () => {
 
   test('refusals a handler answers itself are logged too: REST past the end of a small file (554), a bad REST (501)', async () => {
     await writeFile(join(t.root, 'short.txt'), 'short');
-    const c = await greeted();
-    await c.login();
+    const c = await RawClient.loggedIn(t.port);
     assert.match(await c.cmd('REST abc'), /^501 /);
     assert.match(await c.cmd('REST 100'), /^350 /);
     assert.match(await c.cmd('RETR short.txt'), /^554 /);
@@ -260,8 +250,7 @@ describe('control connection protocol', () => {
 
   test('REST past the end before STOR is 554, a name too long or a folder moved into itself 553: permanent, not a local error', async () => {
     await writeFile(join(t.root, 'five.txt'), '12345');
-    const c = await greeted();
-    await c.login();
+    const c = await RawClient.loggedIn(t.port);
     for (const [offset, name] of [['6', 'five.txt'], ['5', 'rest-new.txt']] as const) {
       assert.match(await c.cmd(`REST ${offset}`), /^350 /);
       assert.match(await c.cmd('EPSV'), /^229 /);
@@ -284,9 +273,7 @@ describe('control connection protocol', () => {
   test('QUIT during a download: the transfer finishes with its 226, then the 221 (RFC 959)', async () => {
     const body = Buffer.alloc(8 * 1024 * 1024, 7);
     await writeFile(join(t.root, 'quit-during.bin'), body);
-    const c = await greeted();
-    await c.login();
-    assert.match(await c.cmd('TYPE I'), /^200 /);
+    const c = await binaryClient(t.port);
     const port = passivePort(await c.cmd('EPSV'));
     const data = connect({ port, host: '127.0.0.1' });
     const chunks: Buffer[] = [];
@@ -306,9 +293,7 @@ describe('control connection protocol', () => {
     test(`an upload whose data connection closed is kept when the client leaves at once (${leave})`, async () => {
       const name = `leave-${leave}.bin`;
       const body = Buffer.alloc(2 * 1024 * 1024, leave.length);
-      const c = await greeted();
-      await c.login();
-      assert.match(await c.cmd('TYPE I'), /^200 /);
+      const c = await binaryClient(t.port);
       const data = await epsvConnection(c);
       assert.match(await c.cmd(`STOR ${name}`), /^150 /);
       data.end(body);
@@ -329,9 +314,7 @@ describe('control connection protocol', () => {
   }
 
   test('a transfer that outlives its control connection still counts as a session until it ends', async () => {
-    const c = await greeted();
-    await c.login();
-    assert.match(await c.cmd('TYPE I'), /^200 /);
+    const c = await binaryClient(t.port);
     const data = await epsvConnection(c);
     assert.match(await c.cmd('STOR outlives.bin'), /^150 /);
     data.write(Buffer.alloc(1000, 1));
@@ -348,8 +331,7 @@ describe('control connection protocol', () => {
   });
 
   test('a vanished client mid-transfer leaves the server serving others', async () => {
-    const c = await greeted();
-    await c.login();
+    const c = await RawClient.loggedIn(t.port);
     const port = passivePort(await c.cmd('PASV'));
     const data = connect({ port, host: '127.0.0.1' });
     await new Promise((r) => data.once('connect', r));
