@@ -5,42 +5,175 @@ import { sameHost } from './address.js';
 export class PassiveUnavailable extends Error {}
 
 /**
+ * Reuse of listening ports. Binding is the costly part of a passive setup (the
+ * kernel checks the port against every socket still bound to it, and a busy
+ * port holds one in TIME_WAIT per recent transfer), so under load a port whose
+ * listener got its connection keeps listening for `lingerMs` and the next PASV
+ * takes it. Only while at least `minIdle` such ports linger, drawn at random
+ * among them: which port a PASV gets stays hard to predict.
+ */
+export interface PortReuse {
+  lingerMs: number;
+  minIdle: number;
+}
+
+const REUSE: PortReuse = { lingerMs: 1000, minIdle: 16 };
+
+/** A listening socket on one port of the range, reserved by at most one listener at a time. */
+interface HeldPort {
+  readonly server: Server;
+  readonly port: number;
+  readonly host: string;
+  owner: PassiveListener | undefined;
+  idleSince: number;
+}
+
+/**
  * The server-wide passive port range. Ports are picked at random (a sequential
  * pick lets one client predict and race another's data port), and the number of
- * listeners open at once is capped server-wide.
+ * listeners open at once is capped server-wide. A port whose connection
+ * arrived lingers, still listening (see PortReuse); connections reaching it
+ * while nobody reserved it are closed at once. A listener given up without a
+ * connection (ABOR, timeout, a new PASV, the session ending) closes its port.
  */
 export class PassivePorts {
-  private readonly inUse = new Set<number>();
+  /** Ports held: bound (reserved or lingering), or null while being bound. */
+  private readonly held = new Map<number, HeldPort | null>();
+  /** Lingering ports by bound host. */
+  private readonly idle = new Map<string, HeldPort[]>();
+  private reserved = 0;
+  private lingering = 0;
+  private sweeper: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(
     readonly min: number,
     readonly max: number,
     private readonly maxListeners: number,
+    private readonly reuse: PortReuse = REUSE,
   ) {}
 
+  /** Listeners waiting for their connection. */
   get open(): number {
-    return this.inUse.size;
+    return this.reserved;
+  }
+
+  /** Ports listening with nobody waiting on them (for tests and diagnostics). */
+  get idleCount(): number {
+    return this.lingering;
   }
 
   async listen(host: string, options: PassiveOptions): Promise<PassiveListener> {
-    if (this.inUse.size >= this.maxListeners) throw new PassiveUnavailable('passive listener cap reached');
+    if (this.closed) throw new PassiveUnavailable('server closing');
+    if (this.reserved >= this.maxListeners) throw new PassiveUnavailable('passive listener cap reached');
+    const idle = this.idle.get(host);
+    if (idle && idle.length >= this.reuse.minIdle) return this.reserve(this.unlinger(idle[randomInt(idle.length)]!), options);
     const span = this.max - this.min + 1;
-    // Up to 64 bind attempts on distinct random ports that we do not hold (a
-    // blind random pick can miss the one free port of a small range).
+    // Up to 64 attempts on distinct random ports that we can have: a free one is
+    // bound, a lingering one taken (a blind random pick can miss the one free
+    // port of a small range, hence the walk to the next candidate).
     const tried = new Set<number>();
-    for (let i = 0; i < 64 && this.inUse.size + tried.size < span; i++) {
+    for (let i = 0; i < 64; i++) {
       let port = this.min + randomInt(span);
-      while (this.inUse.has(port) || tried.has(port)) port = port === this.max ? this.min : port + 1;
+      let steps = 0;
+      while ((tried.has(port) || this.unavailable(port, host)) && steps++ < span) port = port === this.max ? this.min : port + 1;
+      if (steps > span) break;
       tried.add(port);
-      this.inUse.add(port);
+      const lingering = this.held.get(port);
+      if (lingering) return this.reserve(this.unlinger(lingering), options);
+      this.held.set(port, null);
+      let server: Server;
       try {
-        const server = await bind(host, port);
-        return new PassiveListener(server, port, options, () => this.inUse.delete(port));
+        server = await bind(host, port);
       } catch {
-        this.inUse.delete(port);
+        this.held.delete(port);
+        continue;
       }
+      const held: HeldPort = { server, port, host, owner: undefined, idleSince: 0 };
+      this.held.set(port, held);
+      server.on('connection', (s) => {
+        if (held.owner) held.owner.onConnection(s);
+        else s.destroy();
+      });
+      server.on('error', () => {
+        if (held.owner) held.owner.close();
+        else this.drop(held);
+      });
+      if (this.closed) {
+        this.drop(held);
+        throw new PassiveUnavailable('server closing');
+      }
+      return this.reserve(held, options);
     }
     throw new PassiveUnavailable('no free passive port');
+  }
+
+  /** Close every lingering port and refuse new listeners (server shutdown; sessions close their own). */
+  close(): void {
+    this.closed = true;
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
+    for (const list of this.idle.values()) for (const held of [...list]) this.drop(held);
+  }
+
+  /** Being bound, reserved, or lingering on another host. */
+  private unavailable(port: number, host: string): boolean {
+    if (!this.held.has(port)) return false;
+    const held = this.held.get(port);
+    return !held || held.owner !== undefined || held.host !== host;
+  }
+
+  private reserve(held: HeldPort, options: PassiveOptions): PassiveListener {
+    this.reserved++;
+    const listener = new PassiveListener(held.port, options, (connected) => {
+      this.reserved--;
+      held.owner = undefined;
+      if (connected && !this.closed) this.linger(held);
+      else this.drop(held);
+    });
+    held.owner = listener;
+    return listener;
+  }
+
+  private linger(held: HeldPort): void {
+    held.idleSince = Date.now();
+    let list = this.idle.get(held.host);
+    if (!list) this.idle.set(held.host, (list = []));
+    list.push(held);
+    this.lingering++;
+    this.sweeper ??= setInterval(() => this.sweep(), Math.max(10, this.reuse.lingerMs / 2)).unref();
+  }
+
+  /** Takes a lingering port off its host's list. */
+  private unlinger(held: HeldPort): HeldPort {
+    const list = this.idle.get(held.host);
+    const i = list?.indexOf(held) ?? -1;
+    if (i >= 0) {
+      // Swap-remove: the order of a list drawn from at random does not matter.
+      list![i] = list![list!.length - 1]!;
+      list!.pop();
+      this.lingering--;
+    }
+    return held;
+  }
+
+  private sweep(): void {
+    const before = Date.now() - this.reuse.lingerMs;
+    for (const [host, list] of this.idle) {
+      for (const held of list.filter((h) => h.idleSince <= before)) this.drop(held);
+      if (!list.length) this.idle.delete(host);
+    }
+    if (this.lingering === 0) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
+  }
+
+  /** Stop listening on the port and give it back to the range. */
+  private drop(held: HeldPort): void {
+    this.unlinger(held);
+    if (held.server.listening) held.server.close();
+    if (this.held.get(held.port) === held) this.held.delete(held.port);
   }
 }
 
@@ -68,8 +201,8 @@ export interface PassiveOptions {
 
 /**
  * One pending passive listener. It accepts exactly one connection from the
- * control connection's address, refuses (and reports) any other, and closes as
- * soon as it has its connection, is replaced, or times out.
+ * control connection's address, refuses (and reports) any other, and gives its
+ * port back as soon as it has its connection, is replaced, or times out.
  */
 export class PassiveListener {
   private socket: Socket | undefined;
@@ -81,13 +214,11 @@ export class PassiveListener {
   private released = false;
 
   constructor(
-    private readonly server: Server,
     readonly port: number,
     private readonly options: PassiveOptions,
-    private readonly release: () => void,
+    /** Gives the port back: to linger for the next PASV when `connected`, else to be closed. */
+    private readonly release: (connected: boolean) => void,
   ) {
-    server.on('connection', (s) => this.onConnection(s));
-    server.on('error', () => this.close());
     this.timer = setTimeout(() => {
       if (!this.closed) options.onTimeout?.();
       this.fail(new Error('data connection timed out'));
@@ -95,7 +226,8 @@ export class PassiveListener {
     this.timer.unref();
   }
 
-  private onConnection(s: Socket): void {
+  /** A connection reached the port while this listener holds it. */
+  onConnection(s: Socket): void {
     s.on('error', () => s.destroy());
     if (this.socket || this.closed) {
       s.destroy();
@@ -108,7 +240,7 @@ export class PassiveListener {
     }
     this.socket = s;
     clearTimeout(this.timer);
-    this.stopListening();
+    this.giveBack(true);
     if (this.waiter) {
       this.waiter.resolve(s);
       this.waiter = undefined;
@@ -124,19 +256,18 @@ export class PassiveListener {
     });
   }
 
-  private stopListening(): void {
-    if (this.server.listening) this.server.close();
+  private giveBack(connected: boolean): void {
     // Once only: by a second call the port may already be reserved by another listener.
     if (this.released) return;
     this.released = true;
-    this.release();
+    this.release(connected);
   }
 
   private fail(error: Error): void {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
-    this.stopListening();
+    this.giveBack(false);
     this.waiter?.reject(error);
     this.waiter = undefined;
   }

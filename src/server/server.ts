@@ -242,6 +242,7 @@ export class MoatServer {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([Promise.all(transfers), new Promise((r) => (timer = setTimeout(r, 3000)))]);
     clearTimeout(timer);
+    this.context.passive.close();
     await Promise.all(
       this.bound.map(
         ({ server }) =>
