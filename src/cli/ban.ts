@@ -50,7 +50,7 @@ export function registerBanCommands(program: Command): void {
       else process.stdout.write(list.map((r) => row(r, now)).join('\n') + '\n');
     });
   common(ban.command('add').argument('<ip>', 'IPv4 or IPv6 address').description('ban an address'))
-    .option('--duration <seconds>', 'how long (default 3600)', '3600')
+    .option('--duration <seconds>', 'how long, in seconds', '3600')
     .option('--reason <text>', 'why (kept in bans.json and the log)', 'added by moat ban')
     .action(async (ip: string, flags: BanFlags & { duration: string; reason: string }) => {
       const key = ipArg(ip);

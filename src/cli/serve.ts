@@ -2,13 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { FileUserStore } from '../auth/file-store.js';
+import { FileUserStore, UsersFileError, type FileUserStoreOptions } from '../auth/file-store.js';
 import { ConfigError, loadConfig } from '../config/load.js';
 import type { MoatConfig } from '../config/schema.js';
 import { weakerOptions } from '../config/weaker.js';
 import { bansFileOf } from '../guard/bans.js';
 import { dropPrivileges, prepareFor, rootDecision } from '../guard/privileges.js';
-import { attachLogger, createLogger, LogFileError } from '../observe/logger.js';
+import { attachLogger, checkLogFile, createLogger, LogFileError } from '../observe/logger.js';
 import { controlSocketOf, openControlSocket } from '../server/control-socket.js';
 import { MoatServer } from '../server/server.js';
 import { nativeStatus } from '../storage/native.js';
@@ -58,15 +58,22 @@ export function registerServeCommands(program: Command): void {
       await serve(config, isZeroConfigStart(flags));
     },
   );
-  addPrivilegeOptions(addServeOptions(program.command('check-config').description('validate the configuration and flags, then exit'))).action(
+  addPrivilegeOptions(
+    addServeOptions(
+      program
+        .command('check-config')
+        .description('validate the configuration and flags, and what serve would refuse at start (certificate and key, users file, log_file, run_as), then exit'),
+    ),
+  ).action(
     async (flags: Flags) => {
       const config = await readConfig(flags);
+      await preflight(config);
       process.stdout.write(`configuration ok (${flags.config ?? 'no file'}; root ${resolve(config.root)})\n`);
     },
   );
 }
 
-async function serve(config: MoatConfig, zeroConfig = false): Promise<void> {
+function privilegesFor(config: MoatConfig): ReturnType<typeof rootDecision> {
   let privileges;
   try {
     privileges = rootDecision(config);
@@ -74,13 +81,43 @@ async function serve(config: MoatConfig, zeroConfig = false): Promise<void> {
     throw new CliError((error as Error).message);
   }
   if (privileges.action === 'refuse') throw new CliError(privileges.message);
-  let log;
+  return privileges;
+}
+
+function logFileChecked<T>(check: () => T): T {
   try {
-    log = createLogger({ level: config.log_level, file: config.log_file || undefined });
+    return check();
   } catch (error) {
     if (error instanceof LogFileError) throw new CliError(error.message);
     throw error;
   }
+}
+
+async function openUsers(file: string, options?: FileUserStoreOptions): Promise<FileUserStore> {
+  try {
+    return await FileUserStore.open(file, options);
+  } catch (error) {
+    if (error instanceof UsersFileError) throw new CliError(error.message);
+    throw error;
+  }
+}
+
+/**
+ * What serve would refuse at start, checked without starting anything or
+ * writing a file (check-config). Only binding the listeners is left untried.
+ */
+async function preflight(config: MoatConfig): Promise<void> {
+  privilegesFor(config);
+  if (config.log_file) logFileChecked(() => checkLogFile(config.log_file, false));
+  const usersFile = usersFileOf(config);
+  if (existsSync(usersFile)) await openUsers(usersFile, { cache: false });
+  // A configured certificate and key are loaded and matched; a self-signed one would be generated, so it is not.
+  if (config.tls.control !== 'off' && config.tls.cert) await prepareTls(config, { zeroConfig: false, log: createLogger({ level: 'silent' }) });
+}
+
+async function serve(config: MoatConfig, zeroConfig = false): Promise<void> {
+  const privileges = privilegesFor(config);
+  const log = logFileChecked(() => createLogger({ level: config.log_level, file: config.log_file || undefined }));
   // Node's defaults: SIGUSR1 opens its debugger on 127.0.0.1:9229 (any local user could then run code
   // in the server), SIGUSR2 ends the process without a word. Log rotation sends such signals.
   for (const signal of ['SIGUSR1', 'SIGUSR2'] as const) {
@@ -93,7 +130,7 @@ async function serve(config: MoatConfig, zeroConfig = false): Promise<void> {
     const changed = await prepareFor(runAs, { stateDir: config.state_dir, usersFile, bansFile: bansFileOf(config.state_dir), root: config.root });
     if (changed.length) log.info({ event: 'privileges', chowned: changed, user: runAs.user }, 'files handed to the run_as user');
   }
-  const users = await FileUserStore.open(usersFile, {
+  const users = await openUsers(usersFile, {
     onReloadError: (error) =>
       log.error({ event: 'users-reload-failed', file: usersFile, error: error.message }, `${usersFile} changed but cannot be used, still serving its previous content: ${error.message}`),
   });

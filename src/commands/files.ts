@@ -1,6 +1,7 @@
 import { formatMdtm, parseMdtm } from '../listing/format.js';
 import { reply } from '../session/reply.js';
 import type { Session } from '../session/session.js';
+import { ROOT } from '../storage/vpath.js';
 import type { CommandSpec } from './types.js';
 
 async function fileInfo(session: Session, arg: string) {
@@ -31,6 +32,7 @@ export const fileCommands: CommandSpec[] = [
     permission: 'f',
     async handler(session, arg) {
       const { path } = await fileInfo(session, arg);
+      if (path === ROOT) return reply(550, 'The home folder cannot be renamed.');
       session.renameFrom = path;
       return reply(350, 'Ready for RNTO.');
     },

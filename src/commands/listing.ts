@@ -15,7 +15,7 @@ import { nativeLines } from '../listing/native-lines.js';
 import { runTransfer } from '../session/transfer.js';
 import { entryAt, fileInfo } from '../storage/entry-table.js';
 import type { EntryTable, FileInfo, TableListing, VirtualPath } from '../storage/types.js';
-import { basename } from '../storage/vpath.js';
+import { basename, ROOT } from '../storage/vpath.js';
 import type { CommandSpec } from './types.js';
 import { mlstFeature } from './misc.js';
 
@@ -179,7 +179,9 @@ export const listingCommands: CommandSpec[] = [
     async handler(session, arg) {
       const path = session.resolve(arg.trim() === '' ? '.' : arg);
       const info = await session.storage!.stat(path);
-      const facts = formatMlsxFacts({ ...info, name: path }, mlsxPerm(info, session.user!.permissions), {
+      // The home itself cannot be deleted or renamed (RMD /, RNFR / are refused).
+      const perm = mlsxPerm(info, session.user!.permissions);
+      const facts = formatMlsxFacts({ ...info, name: path }, path === ROOT ? perm.replace(/[df]/g, '') : perm, {
         facts: session.mlstFacts,
       });
       return reply(250, `Listing ${path}`, facts, 'End');

@@ -9,9 +9,11 @@ import { ScoreBoard, TokenBucket } from './rate.js';
  * Offence points per security event. Events not listed here (bans, limit
  * hits, timeouts of data connections, ...) are logged but do not score, so a
  * flood of refused connections cannot feed back into the score.
+ * `jail-escape-refused` is one of them: a client's path cannot leave the home
+ * (it is resolved lexically), only a symlink someone placed in the home can,
+ * and a client that lists and fetches what it was shown is not an attacker.
  */
 export const SECURITY_POINTS: Readonly<Record<string, number>> = {
-  'jail-escape-refused': 2,
   'line-too-long': 2,
   'bounce-attempt': 2,
   'data-connection-refused': 2,

@@ -245,11 +245,13 @@ export function formatMlsxFacts(info: FileInfo, perm: string, options: { facts?:
  * `LIST -a`, `LIST -la dir`, `LIST -a -l`. Rule: each leading space-separated
  * token made only of '-' and letters from `alRrt1dhF` is a flag group; the rest,
  * spaces included, is the path. So a file named `-x` is a path, while a file
- * named `-la` must be asked for as `./-la`. Nothing is ever expanded: '*' and
+ * named `-la` must be asked for as `./-la`. A name may start with spaces
+ * (`LIST  x` lists " x"). Nothing is ever expanded: '*' and
  * '?' are literal characters (globbing in LIST was CVE-2011-0762 in vsftpd).
  */
 export function parseListArgs(arg: string): { flags: string; path: string } {
-  let rest = arg.replace(/^ +/, '');
+  // Spaces before a flag group are dropped; before a name they belong to it, as in every other command.
+  let rest = /^ +-[alRrt1dhF]+(?: |$)/.test(arg) ? arg.replace(/^ +/, '') : arg;
   let flags = '';
   for (;;) {
     const m = /^-([alRrt1dhF]+)(?: +|$)/.exec(rest);

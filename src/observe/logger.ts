@@ -1,4 +1,5 @@
-import { closeSync, fstatSync, openSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, fstatSync, openSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { MoatEvents } from './events.js';
 
@@ -29,16 +30,24 @@ export class LogFileError extends Error {}
 
 /**
  * A log file must be a file we can append to; its folder must exist (a
- * mistyped path is an error, not a tree of folders created as root).
+ * mistyped path is an error, not a tree of folders created as root). Without
+ * `create` (check-config) a missing file is not created: its folder is checked.
  */
-function checkLogFile(file: string): void {
+export function checkLogFile(file: string, create = true): void {
+  if (!create && !existsSync(file)) {
+    try {
+      accessSync(dirname(file), constants.W_OK);
+    } catch (error) {
+      throw new LogFileError(`log_file ${file}: ${whyNot(error as NodeJS.ErrnoException)}`, { cause: error });
+    }
+    if (!statSync(dirname(file)).isDirectory()) throw new LogFileError(`log_file ${file}: its folder is not a folder`);
+    return;
+  }
   let fd: number;
   try {
     fd = openSync(file, 'a', 0o640);
   } catch (error) {
-    const e = error as NodeJS.ErrnoException;
-    const why = e.code === 'ENOENT' ? 'its folder does not exist' : e.code === 'EISDIR' ? 'is a folder' : (e.code ?? e.message);
-    throw new LogFileError(`log_file ${file}: ${why}`, { cause: error });
+    throw new LogFileError(`log_file ${file}: ${whyNot(error as NodeJS.ErrnoException)}`, { cause: error });
   }
   try {
     const st = fstatSync(fd);
@@ -46,6 +55,10 @@ function checkLogFile(file: string): void {
   } finally {
     closeSync(fd);
   }
+}
+
+function whyNot(e: NodeJS.ErrnoException): string {
+  return e.code === 'ENOENT' ? 'its folder does not exist' : e.code === 'EISDIR' ? 'is a folder' : (e.code ?? e.message);
 }
 
 function errorText(error: unknown): string {

@@ -34,11 +34,11 @@ import { segments } from './vpath.js';
  *
  * Policy for symlinks found in the home (planted by an admin or a local user):
  * - pointing inside the home: followed, and listed as what they point to;
- * - pointing outside, dangling or looping: every operation on them or through
- *   them fails with 'outside-jail' (a target we cannot resolve cannot be proved
- *   to stay inside). Listings still show them, as kind 'link' with the link's
- *   own lstat data and size 0, so nothing about the target leaks, yet a folder
- *   that holds one does not look empty while RMD says "not empty".
+ * - pointing outside, dangling or looping: every operation through them fails
+ *   with 'outside-jail' (a target we cannot resolve cannot be proved to stay
+ *   inside). The link itself is an entry of the home like any other: listed
+ *   and described (stat) as kind 'link' with its own lstat data and size 0, so
+ *   nothing about the target leaks; deleted and renamed as itself.
  */
 
 /** Prefix and suffix of in-progress uploads; such names are hidden and reserved. */
@@ -100,6 +100,11 @@ function toInfo(name: string, st: BigIntStats, kind: FileKind = kindOf(st)): Fil
     unique: `${st.dev.toString(16)}-${st.ino.toString(16)}`,
     nlink: Number(st.nlink),
   };
+}
+
+function exists(r: Resolved): Resolved {
+  if (!r.lstat) throw fail('not-found');
+  return r;
 }
 
 /** Every entry of a packed table that is still there, as FileInfo. */
@@ -190,8 +195,19 @@ export class LocalStorage implements Storage, TableListing {
   }
 
   async stat(vpath: VirtualPath): Promise<FileInfo> {
-    const r = await this.#existing(vpath);
-    return toInfo(this.#displayName(vpath), await this.#fs(() => fs.stat(r.real, { bigint: true })));
+    const r = await this.#unfollowed(vpath);
+    if (!r.lstat) throw fail('not-found');
+    const name = this.#displayName(vpath);
+    if (r.lstat.isSymbolicLink()) {
+      const followed = await this.#resolve(vpath).catch((error: unknown) => {
+        if (error instanceof StorageError && error.kind === 'outside-jail') return undefined;
+        throw error;
+      });
+      // A link that leads out (or nowhere) is described as itself, as listings show it.
+      if (!followed) return toInfo(name, r.lstat);
+      return toInfo(name, await this.#fs(() => fs.stat(followed.real, { bigint: true })));
+    }
+    return toInfo(name, r.lstat);
   }
 
   async list(vpath: VirtualPath, options: { limit?: number } = {}): Promise<FileInfo[]> {
@@ -302,7 +318,7 @@ export class LocalStorage implements Storage, TableListing {
   }
 
   async delete(vpath: VirtualPath): Promise<void> {
-    const r = await this.#existing(vpath);
+    const r = await this.#existingEntry(vpath);
     if (r.isHome) throw fail('permission');
     if (r.lstat?.isDirectory()) throw fail('is-a-directory');
     // A link inside the home is removed itself, never its target (as `rm` does).
@@ -310,9 +326,10 @@ export class LocalStorage implements Storage, TableListing {
   }
 
   async rename(from: VirtualPath, to: VirtualPath): Promise<void> {
-    const source = await this.#existing(from);
+    // Names are renamed, never what a link points to: a link that leads out moves like any entry.
+    const source = await this.#existingEntry(from);
     if (source.isHome) throw fail('permission');
-    const target = await this.#resolve(to);
+    const target = await this.#unfollowed(to);
     if (target.isHome) throw fail('permission');
     await this.#fs(() => fs.rename(source.entry, target.entry));
   }
@@ -403,6 +420,24 @@ export class LocalStorage implements Storage, TableListing {
   }
 
   async #resolve(vpath: VirtualPath): Promise<Resolved> {
+    const r = await this.#unfollowed(vpath);
+    if (!r.lstat?.isSymbolicLink()) return r;
+    let real: string;
+    try {
+      real = await fs.realpath(r.entry);
+    } catch (error) {
+      throw fail('outside-jail', error);
+    }
+    if (!isInside(real, await this.#realHomePath())) throw fail('outside-jail');
+    return { ...r, real };
+  }
+
+  /**
+   * The entry itself, a link not followed (`real` is `entry`): for what acts
+   * on the name, not on what it points to (DELE, RNFR/RNTO, MLST of a link
+   * that leads out).
+   */
+  async #unfollowed(vpath: VirtualPath): Promise<Resolved> {
     const { entry, realHome } = await this.#entryPath(vpath);
     if (entry === realHome) {
       const lstat = await this.#fs(() => fs.lstat(realHome, { bigint: true }));
@@ -415,15 +450,7 @@ export class LocalStorage implements Storage, TableListing {
       if (errno(error) !== 'ENOENT') throw toStorageError(error);
       lstat = null;
     }
-    if (!lstat?.isSymbolicLink()) return { isHome: false, entry, real: entry, lstat };
-    let real: string;
-    try {
-      real = await fs.realpath(entry);
-    } catch (error) {
-      throw fail('outside-jail', error);
-    }
-    if (!isInside(real, realHome)) throw fail('outside-jail');
-    return { isHome: false, entry, real, lstat };
+    return { isHome: false, entry, real: entry, lstat };
   }
 
   /**
@@ -477,9 +504,11 @@ export class LocalStorage implements Storage, TableListing {
   }
 
   async #existing(vpath: VirtualPath): Promise<Resolved> {
-    const r = await this.#resolve(vpath);
-    if (!r.lstat) throw fail('not-found');
-    return r;
+    return exists(await this.#resolve(vpath));
+  }
+
+  async #existingEntry(vpath: VirtualPath): Promise<Resolved> {
+    return exists(await this.#unfollowed(vpath));
   }
 
   /**

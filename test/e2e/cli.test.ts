@@ -191,6 +191,32 @@ describe('moat CLI: check-config', () => {
     }
   });
 
+  test('check-config refuses what serve would refuse: certificate, key, users file, log_file; a broken users file is one line for serve too', async () => {
+    const dir = await tempDir();
+    const common = ['--root', join(dir, 'root'), '--state-dir', join(dir, 'state')];
+    await writeFile(join(dir, 'bad-users.json'), '{bad json');
+    await writeFile(join(dir, 'not-pem.txt'), 'not a certificate');
+    const cases: [string[], RegExp][] = [
+      [['--tls-cert', join(dir, 'none.pem'), '--tls-key', join(dir, 'none.key')], /^moat: TLS: .*none\.pem/m],
+      [['--tls-cert', join(dir, 'not-pem.txt'), '--tls-key', join(dir, 'not-pem.txt')], /^moat: TLS: /m],
+      [['--users', join(dir, 'bad-users.json')], /^moat: .*bad-users\.json/m],
+      [['--log-file', join(dir, 'no', 'such', 'x.log')], /^moat: log_file .*: its folder does not exist/m],
+    ];
+    for (const [flags, expected] of cases) {
+      const r = await moat(['check-config', ...common, ...flags]);
+      assert.equal(r.code, 1, `check-config ${flags.join(' ')}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, expected);
+      assert.doesNotMatch(r.stdout, /configuration ok/);
+    }
+    const served = await moat(['serve', '--listen', `127.0.0.1:${await freePort()}`, ...common, '--pasv-ports', pasvRange(), '--users', join(dir, 'bad-users.json')]);
+    assert.equal(served.code, 1, served.stderr);
+    assert.match(served.stderr, /^moat: .*bad-users\.json.*JSON/m);
+    assert.doesNotMatch(served.stderr, /^\s+at /m, 'no stack trace');
+    const ok = await moat(['check-config', ...common, '--log-file', join(dir, 'new.log')]);
+    assert.equal(ok.code, 0, ok.stderr);
+    await assert.rejects(stat(join(dir, 'new.log')), 'check-config created the log file');
+  });
+
   test('a bad value names the key and the reason; exit non-zero', async () => {
     const dir = await tempDir();
     await writeFile(join(dir, 'bad.toml'), '[passive]\nports = "1-2"\n');

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readlink, symlink, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { RawClient } from '../helpers/clients.js';
@@ -81,6 +81,39 @@ describe('the jail, through the protocol', () => {
     assert.match(await c.cmd('SITE CHMOD 777 mine.txt'), /^550 /);
     assert.match(await c.cmd('MFMT 20200101000000 mine.txt'), /^550 /);
     assert.deepEqual((await readdir(join(t.root, 'bob'))).sort(), ['carol-link', 'etc-link', 'inside', 'mine.txt', 'ok-link']);
+  });
+});
+
+describe('links in the home that lead out or nowhere, used by a client that can be banned', () => {
+  test('are refused with 550 but never scored; MLST describes them, DELE and RNFR/RNTO act on the link itself', async () => {
+    const t = await startServer({ config: { guard: { never_ban: [], ban_threshold: 3 } } });
+    try {
+      await mkdir(t.root, { recursive: true });
+      await writeFile(join(t.root, 'target.txt'), 't');
+      await symlink('target.txt', join(t.root, 'link.txt'));
+      await symlink('/etc', join(t.root, 'etc-link'));
+      await unlink(join(t.root, 'target.txt'));
+      const c = await RawClient.loggedIn(t.port);
+      // What a mirroring client does with the entries a listing showed it, several times over.
+      for (let i = 0; i < 5; i++) {
+        assert.match(await c.cmd('SIZE link.txt'), /^550 /);
+        assert.match(await c.cmd('CWD etc-link'), /^550 /);
+        assert.match(await c.cmd('SIZE etc-link/passwd'), /^550 /);
+      }
+      assert.match(await c.cmd('MLST link.txt'), /^250-[^]*type=OS\.unix=symlink;[^]*size=0;[^]* \/link\.txt\r\n250 /);
+      assert.match(await c.cmd('RNFR etc-link'), /^350 /);
+      assert.match(await c.cmd('RNTO etc-link2'), /^250 /);
+      assert.equal(await readlink(join(t.root, 'etc-link2')), '/etc');
+      assert.match(await c.cmd('DELE link.txt'), /^250 /);
+      assert.match(await c.cmd('DELE etc-link2'), /^250 /);
+      assert.match(await c.cmd('NOOP'), /^200 /);
+      assert.deepEqual(await readdir(t.root), []);
+      assert.ok(t.eventsNamed('security').some((e) => e.event === 'jail-escape-refused'), 'the refusals are logged');
+      assert.equal(t.eventsNamed('security').filter((e) => e.event === 'ban').length, 0);
+      c.close();
+    } finally {
+      await t.close();
+    }
   });
 });
 

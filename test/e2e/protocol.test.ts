@@ -205,6 +205,26 @@ describe('control connection protocol', () => {
     c.close();
   });
 
+  test('a name that starts with a space is found by LIST/NLST/STAT as by every other command; the home is never offered for RNFR', async () => {
+    await writeFile(join(t.root, ' lead.txt'), 'lead');
+    const c = await RawClient.loggedIn(t.port);
+    assert.match(await c.cmd('SIZE  lead.txt'), /^213 4$/);
+    assert.match(await c.cmd('STAT  lead.txt'), /^213-[^]* lead\.txt\r\n213 /);
+    const data = await epsvConnection(c);
+    const listed = new Promise<string>((resolve) => {
+      let text = '';
+      data.on('data', (d: Buffer) => (text += d.toString()));
+      data.on('close', () => resolve(text));
+    });
+    assert.match(await c.cmd('NLST  lead.txt'), /^150 /);
+    assert.match(await c.reply(), /^226 /);
+    assert.equal(await listed, ' lead.txt\r\n');
+    assert.match(await c.cmd('MLST /'), /perm=[^;df]*;/);
+    assert.match(await c.cmd('RNFR /'), /^550 /);
+    assert.match(await c.cmd('RNTO elsewhere'), /^503 /);
+    c.close();
+  });
+
   test('STOU keeps the folder of its hint', async () => {
     const c = await RawClient.loggedIn(t.port);
     assert.match(await c.cmd('MKD stou-dir'), /^257 /);

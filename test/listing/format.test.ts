@@ -181,6 +181,8 @@ describe('parseListArgs', () => {
     ['-l *.txt', 'l', '*.txt'],
     ['../*/../*/../*', '', '../*/../*/../*'],
     ['  -a  sub', 'a', 'sub'],
+    [' lead.txt', '', ' lead.txt'],
+    ['  -x', '', '  -x'],
   ];
   for (const [arg, flags, path] of cases) {
     it(JSON.stringify(arg), () => {
