@@ -81,10 +81,13 @@ export const dataConnCommands: CommandSpec[] = [
     name: 'EPSV',
     syntax: 'EPSV [1|2|ALL]',
     help: 'Open a passive data port (RFC 2428).',
-    feat: 'EPSV',
+    // Not advertised when it would be refused (RFC 2389: FEAT lists what the server does).
+    feat: (s) => (s.server.config.passive.enabled ? 'EPSV' : undefined),
     arg: 'optional',
     async handler(session, arg) {
       const a = arg.trim().toUpperCase();
+      // EPSV ALL would leave a session with passive off no way to open a data connection.
+      if (!session.server.config.passive.enabled) throw new FtpError(502, 'Passive mode is disabled on this server.');
       if (a === 'ALL') {
         session.epsvAll = true;
         return reply(200, 'EPSV ALL ok.');
@@ -118,7 +121,7 @@ export const dataConnCommands: CommandSpec[] = [
     name: 'EPRT',
     syntax: 'EPRT |<af>|<address>|<port>|',
     help: 'Name the active-mode data port (RFC 2428, IPv4 or IPv6).',
-    feat: 'EPRT',
+    feat: (s) => (s.server.config.active.enabled ? 'EPRT' : undefined),
     arg: 'required',
     handler(session, arg) {
       refuseIfEpsvAll(session);

@@ -33,6 +33,8 @@ interface Listing {
   table?: EntryTable;
   showHidden: boolean;
   isDir: boolean;
+  /** Set when the folder held at least limits.listing_max_entries entries: only that many were read. */
+  truncatedTo?: number;
 }
 
 /** Sessions whose storage is still reading a folder for them. */
@@ -51,10 +53,19 @@ async function gather(session: Session, pathArg: string, showHidden: boolean): P
   stillListing.add(session);
   const work: Promise<EntryTable | FileInfo[]> = (listTable ? listTable(path, options) : storage.list(path, options)).finally(() => stillListing.delete(session));
   const listed = await withinDeadline(work, limits.listing_timeout * 1000);
-  if (!Array.isArray(listed)) return { path, entries: tableRows(listed, showHidden), table: listed, showHidden, isDir: true };
+  const count = Array.isArray(listed) ? listed.length : listed.names.length;
+  // Reaching the limit is taken as a cut (pure-ftpd does the same): the folder was not read further.
+  const truncatedTo = limits.listing_max_entries > 0 && count >= limits.listing_max_entries ? limits.listing_max_entries : undefined;
+  if (truncatedTo) session.server.events.emit('security', { ...session.actor, event: 'listing-truncated', detail: `${path}: first ${truncatedTo} entries read` });
+  if (!Array.isArray(listed)) return { path, entries: tableRows(listed, showHidden), table: listed, showHidden, isDir: true, truncatedTo };
   const shown = showHidden ? listed : listed.filter((e) => !e.name.startsWith('.'));
   shown.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return { path, entries: shown, showHidden, isDir: true };
+  return { path, entries: shown, showHidden, isDir: true, truncatedTo };
+}
+
+/** Said after a listing that was cut, so a mirroring client (or its user) can tell. */
+function truncationNote(listing: Listing): string {
+  return listing.truncatedTo ? `; output truncated to ${listing.truncatedTo} entries (listing limit)` : '';
 }
 
 /**
@@ -132,16 +143,16 @@ async function list(session: Session, command: string, arg: string, format: Form
     command,
     path: listing.path,
     opening: 'Here comes the directory listing.',
-    done: 'Directory send OK.',
+    done: `Directory send OK${truncationNote(listing)}.`,
     run: (data, signal, progress) => copy(Readable.from(lines), data, signal, progress),
   });
 }
 
 /** STAT <path>: the `ls -l` listing over the control connection. */
-export async function statusLines(session: Session, arg: string): Promise<string[]> {
+export async function statusLines(session: Session, arg: string): Promise<{ lines: string[]; note: string }> {
   const parsed = parseListArgs(arg);
   const listing = await gather(session, parsed.path, parsed.flags.includes('a'));
-  return Array.from(listing.entries, lsLineFormatter(new Date()));
+  return { lines: Array.from(listing.entries, lsLineFormatter(new Date())), note: truncationNote(listing) };
 }
 
 export const listingCommands: CommandSpec[] = [

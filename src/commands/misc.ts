@@ -119,7 +119,8 @@ export const miscCommands: CommandSpec[] = [
       const t = session.transfer;
       if (t) return reply(213, `Status: ${t.command} ${t.path}, ${t.bytes} bytes transferred so far.`);
       if (arg.trim() === '') return serverStatus(session);
-      return reply(213, `Status of ${arg.trim()}:`, ...(await statusLines(session, arg)), 'End of status');
+      const { lines, note } = await statusLines(session, arg);
+      return reply(213, `Status of ${arg.trim()}:`, ...lines, `End of status${note}`);
     },
   },
   {

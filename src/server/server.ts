@@ -143,7 +143,8 @@ export class MoatServer {
   /** Bind one listener; used by the TLS layer for implicit-TLS listeners too. */
   async bind(address: string, info: ListenerInfo, onSocket: (s: Socket) => void): Promise<void> {
     const { host, port } = parseHostPort(address)!;
-    const server = createNetServer({ noDelay: true }, (socket) => {
+    // Half-open: a client that shuts down its sending side still gets the replies to what it sent.
+    const server = createNetServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
       try {
         onSocket(socket);
       } catch (error) {

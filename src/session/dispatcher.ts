@@ -14,8 +14,11 @@ export async function dispatch(session: Session, line: string, utf8 = true): Pro
   const space = line.indexOf(' ');
   const verb = (space < 0 ? line : line.slice(0, space)).trim().toUpperCase();
   const arg = space < 0 ? '' : line.slice(space + 1);
+  // A line whose verb is not one (3-4 letters) is logged as '?': it may be a password sent on a line
+  // of its own, or glued to PASS without the space.
+  const logged = /^[A-Z]{3,4}$/.test(verb) ? verb : '?';
   const refuse = (code: number, text: string, reason: string): void => {
-    session.server.events.emit('refused', { ...session.actor, command: verb.slice(0, 16), code, reason });
+    session.server.events.emit('refused', { ...session.actor, command: logged, code, reason });
     session.send(reply(code, text));
   };
 
@@ -25,7 +28,7 @@ export async function dispatch(session: Session, line: string, utf8 = true): Pro
     if (session.closed) return;
   }
   if (verb === '') return refuse(500, 'Empty command.', 'empty command');
-  if (!/^[A-Z]{3,4}$/.test(verb)) return refuse(500, 'Syntax error, command unrecognized.', 'malformed verb');
+  if (logged === '?') return refuse(500, 'Syntax error, command unrecognized.', 'malformed verb');
   const spec = session.server.commands.get(verb);
   if (!spec) {
     // Known but not offered: before login that is nobody's business (530, like any other command).

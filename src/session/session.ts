@@ -99,6 +99,8 @@ export class Session implements LineSink {
    */
   private queue: Array<string | NotUtf8 | null> | undefined;
   private pumping = false;
+  /** The client half-closed: no more lines come; the queued ones are answered, then the session ends. */
+  private inputEnded = false;
   private oversizeLines = 0;
   /**
    * When the login and idle timeouts fire, in ms since the epoch (login: 0
@@ -198,14 +200,41 @@ export class Session implements LineSink {
   }
 
   private static onEnd(this: Duplex): void {
+    owners.get(this)?.inputEnd();
+  }
+
+  private static onClose(this: Duplex): void {
     owners.get(this)?.clientGone();
   }
 
   /**
-   * The client closed the control connection. A transfer still running is let
-   * finish first (bounded by the stall watchdog): a client that closes the data
-   * connection and leaves at once has sent its whole upload, which is kept.
-   * A reset (onError) ends everything at once.
+   * The client sent FIN: it may have closed the connection or only its sending
+   * side (`printf 'USER…\r\nQUIT\r\n' | nc -N`, a client that shuts down after
+   * QUIT). Either way the lines it sent are run and answered in order, as
+   * vsftpd and pure-ftpd do, and then the session ends. A transfer still
+   * waiting for its data connection is given up (nobody is likely to connect
+   * now); one already moving bytes is let finish (see clientGone).
+   */
+  private inputEnd(): void {
+    if (this.closed) return;
+    this.inputEnded = true;
+    const t = this.transfer;
+    if (t && !t.connected) t.controller.abort(new SessionEnded('client closed'));
+    this.endWhenAnswered();
+  }
+
+  private endWhenAnswered(): void {
+    if (this.closed || this.pumping || this.queue?.length) return; // pump() calls again once drained
+    const t = this.transfer;
+    if (t) void t.done.then(() => this.endWhenAnswered());
+    else this.close('client closed');
+  }
+
+  /**
+   * The connection is gone: nothing more can be answered. A transfer still
+   * running is let finish first (bounded by the stall watchdog): a client that
+   * closes the data connection and leaves at once has sent its whole upload,
+   * which is kept. A reset (onError) ends everything at once.
    */
   private clientGone(): void {
     const t = this.transfer;
@@ -225,14 +254,14 @@ export class Session implements LineSink {
     owners.set(s, this);
     s.on('data', Session.onData);
     s.on('end', Session.onEnd);
-    s.on('close', Session.onEnd);
+    s.on('close', Session.onClose);
     s.on('error', Session.onError);
   }
 
   private detach(s: Duplex): void {
     s.off('data', Session.onData);
     s.off('end', Session.onEnd);
-    s.off('close', Session.onEnd);
+    s.off('close', Session.onClose);
     s.off('error', Session.onError);
     owners.delete(s);
   }
@@ -318,6 +347,7 @@ export class Session implements LineSink {
     } finally {
       this.pumping = false;
       if (this.queue?.length === 0) this.queue = undefined;
+      if (this.inputEnded) this.endWhenAnswered();
     }
   }
 

@@ -4,7 +4,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { binaryClient, epsvConnection, passivePort, RawClient, refusesConnections } from '../helpers/clients.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { PASSWORD, startServer, type TestServer } from '../helpers/server.js';
 
 describe('control connection protocol', () => {
   let t: TestServer;
@@ -223,6 +223,30 @@ describe('control connection protocol', () => {
     assert.match(await c.cmd('RNFR /'), /^550 /);
     assert.match(await c.cmd('RNTO elsewhere'), /^503 /);
     c.close();
+  });
+
+  test('a client that half-closes after pipelining its commands gets every reply, in order, then the close', async () => {
+    const codes = (text: string): string[] => text.split('\r\n').filter((l) => /^\d{3} /.test(l)).map((l) => l.slice(0, 3));
+    const s = connect({ port: t.port, host: '127.0.0.1' });
+    let text = '';
+    s.on('data', (d: Buffer) => (text += d.toString()));
+    const closed = new Promise((r) => s.once('close', r));
+    const until = async (re: RegExp): Promise<void> => {
+      for (let i = 0; i < 500 && !re.test(text); i++) await new Promise((r) => setTimeout(r, 10));
+    };
+    await until(/^220 /m);
+    s.write(`USER alice\r\nPASS ${PASSWORD}\r\nSTAT /\r\nTYPE I\r\nEPSV\r\n`);
+    await until(/^229 /m);
+    const data = connect({ port: passivePort(/^229 .*$/m.exec(text)![0]), host: '127.0.0.1' });
+    await new Promise((r) => data.once('connect', r));
+    // The upload's commands, then more, then the half-close, all while the data connection is open.
+    s.write('STOR halfclosed.bin\r\nNOOP\r\nQUIT\r\n');
+    s.end();
+    await until(/^150 /m);
+    data.end(Buffer.alloc(100_000, 7));
+    await closed;
+    assert.deepEqual(codes(text), ['220', '331', '230', '213', '200', '229', '150', '226', '200', '221'], text);
+    assert.equal((await readFile(join(t.root, 'halfclosed.bin'))).length, 100_000);
   });
 
   test('STOU keeps the folder of its hint', async () => {

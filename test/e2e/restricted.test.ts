@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { epsvConnection, RawClient } from '../helpers/clients.js';
+import { PASSWORD, startServer } from '../helpers/server.js';
+
+describe('a server with one data mode switched off', () => {
+  test('passive off: FEAT offers no EPSV, EPSV ALL is refused (the session keeps PORT/EPRT)', async () => {
+    const t = await startServer({ config: { passive: { enabled: false } } });
+    try {
+      const c = await RawClient.loggedIn(t.port);
+      const feat = await c.cmd('FEAT');
+      assert.doesNotMatch(feat, /^ EPSV$/m);
+      assert.match(feat, /^ EPRT$/m);
+      assert.match(await c.cmd('EPSV ALL'), /^502 /);
+      assert.match(await c.cmd('EPRT |1|127.0.0.1|40000|'), /^200 /);
+      c.close();
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('active off: FEAT offers no EPRT', async () => {
+    const t = await startServer({ config: { active: { enabled: false } } });
+    try {
+      const c = await RawClient.loggedIn(t.port);
+      const feat = await c.cmd('FEAT');
+      assert.doesNotMatch(feat, /^ EPRT$/m);
+      assert.match(feat, /^ EPSV$/m);
+      c.close();
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('limits.listing_max_entries', () => {
+  test('a listing cut at the limit says so in its final reply and logs listing-truncated', async () => {
+    const t = await startServer({ config: { limits: { listing_max_entries: 10 } } });
+    try {
+      await mkdir(join(t.root, 'many'), { recursive: true });
+      await mkdir(join(t.root, 'few'), { recursive: true });
+      for (let i = 0; i < 30; i++) await writeFile(join(t.root, 'many', `f${i}`), 'x');
+      for (let i = 0; i < 3; i++) await writeFile(join(t.root, 'few', `f${i}`), 'x');
+      const c = await RawClient.loggedIn(t.port);
+      for (const command of ['NLST many', 'MLSD many', 'LIST many']) {
+        const data = await epsvConnection(c);
+        let text = '';
+        data.on('data', (d: Buffer) => (text += d.toString()));
+        const closed = new Promise((r) => data.once('close', r));
+        assert.match(await c.cmd(command), /^150 /);
+        assert.match(await c.reply(), /^226 .*truncated to 10 entries/, command);
+        await closed;
+        assert.equal(text.split('\r\n').filter(Boolean).length, 10, command);
+      }
+      assert.match(await c.cmd('STAT many'), /^213 End of status; output truncated to 10 entries/m);
+      assert.doesNotMatch(await c.cmd('STAT few'), /truncated/);
+      assert.ok(t.eventsNamed('security').some((e) => e.event === 'listing-truncated' && /\/many/.test(String(e.detail))));
+      c.close();
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('what the log keeps of a refused line', () => {
+  test('a password sent as a line of its own, or glued to PASS, never reaches an event', async () => {
+    const t = await startServer();
+    try {
+      const c = await RawClient.connect(t.port);
+      await c.reply();
+      assert.match(await c.cmd('USER alice'), /^331 /);
+      for (const line of ['hunter-SECRET2', 'PASShunter-SECRET2', 'PASS\thunter-SECRET3']) assert.match(await c.cmd(line), /^500 /);
+      assert.match(await c.cmd(`PASS ${PASSWORD}`), /^230 /);
+      c.close();
+      const refused = t.eventsNamed('refused');
+      assert.equal(refused.filter((e) => e.command === '?' && e.reason === 'malformed verb').length, 3);
+      assert.doesNotMatch(JSON.stringify(t.events), /secret/i);
+    } finally {
+      await t.close();
+    }
+  });
+});
