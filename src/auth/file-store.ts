@@ -179,6 +179,11 @@ export interface FileUserStoreOptions {
    * editing by hand does not lock every user out; the server should log this.
    */
   onReloadError?: (err: Error) => void;
+  /**
+   * Called when new content was loaded: how many users it holds, and whether
+   * the file is gone (then nobody can log in; the server should say so loudly).
+   */
+  onReloaded?: (users: number, missing: boolean) => void;
   /** Clock, for tests. */
   now?: () => number;
 }
@@ -201,6 +206,8 @@ export class FileUserStore implements UserStore {
   private readonly cache: VerifyCache | null;
   private readonly reloadIntervalMs: number;
   private readonly onReloadError: (err: Error) => void;
+  private readonly onReloaded: (users: number, missing: boolean) => void;
+  private missing = false;
   private readonly now: () => number;
 
   private constructor(
@@ -214,6 +221,7 @@ export class FileUserStore implements UserStore {
     this.cache = options.cache === false ? null : (options.cache ?? new VerifyCache());
     this.reloadIntervalMs = options.reloadIntervalMs ?? 1000;
     this.onReloadError = options.onReloadError ?? (() => {});
+    this.onReloaded = options.onReloaded ?? (() => {});
     this.now = options.now ?? Date.now;
     this.lastCheck = this.now();
   }
@@ -258,6 +266,7 @@ export class FileUserStore implements UserStore {
     // Record the stamp first: an invalid version is reported once, not on every login.
     this.stamp = stamp;
     const next = text === null ? new Map<string, UserRecord>() : parseUsersFile(this.file, text);
+    this.missing = text === null;
     for (const [name, old] of this.users) {
       if (next.get(name)?.password !== old.password) this.cache?.forgetUser(name);
     }
@@ -367,6 +376,10 @@ export class FileUserStore implements UserStore {
     this.lastCheck = now;
     // Logins that arrive during a reload share it instead of each reading the file.
     this.reloading ??= this.reload()
+      .then((loaded) => {
+        if (loaded) this.onReloaded(this.users.size, this.missing);
+        return loaded;
+      })
       .catch((err: Error) => {
         this.onReloadError(err);
         return false;

@@ -131,6 +131,10 @@ async function serve(config: MoatConfig, zeroConfig = false): Promise<void> {
     if (changed.length) log.info({ event: 'privileges', chowned: changed, user: runAs.user }, 'files handed to the run_as user');
   }
   const users = await openUsers(usersFile, {
+    onReloaded: (count, missing) => {
+      if (missing) log.warn({ event: 'users-file-missing', file: usersFile }, `${usersFile} is gone: no user can log in until it is back`);
+      else log.info({ event: 'users-reloaded', file: usersFile, users: count }, `${usersFile} reloaded: ${count} users`);
+    },
     onReloadError: (error) =>
       log.error({ event: 'users-reload-failed', file: usersFile, error: error.message }, `${usersFile} changed but cannot be used, still serving its previous content: ${error.message}`),
   });

@@ -23,9 +23,11 @@ const STORAGE_REPLIES: Record<StorageErrorKind, [number, string]> = {
  */
 export function toFtpError(error: unknown): FtpError {
   if (error instanceof FtpError) return error;
-  if (error instanceof StorageError) {
+  // An embedder's storage may throw a kind this version does not know: a local error, not a crash.
+  if (error instanceof StorageError && Object.hasOwn(STORAGE_REPLIES, error.kind)) {
     const [code, text] = STORAGE_REPLIES[error.kind];
     return new FtpError(code, text, { cause: error, logReason: `${error.kind}: ${error.message}` });
   }
-  return new FtpError(451, 'Local error in processing.', { cause: error, logReason: 'internal error' });
+  const logReason = error instanceof StorageError ? `storage error of unknown kind ${String(error.kind)}: ${error.message}` : 'internal error';
+  return new FtpError(451, 'Local error in processing.', { cause: error, logReason });
 }

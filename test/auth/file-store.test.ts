@@ -188,6 +188,29 @@ describe('FileUserStore', () => {
     assert.match(errors[0]!.message, /not valid JSON/);
   });
 
+  it('reports each new content it loads, and a file that is gone', async () => {
+    const file = freshFile();
+    const cli = await FileUserStore.open(file);
+    await cli.add('alice', 'password-1');
+    await cli.save();
+    let now = 0;
+    const loaded: [number, boolean][] = [];
+    const server = await FileUserStore.open(file, { now: () => now, onReloaded: (n, missing) => loaded.push([n, missing]) });
+    await cli.add('bob', 'password-2');
+    await cli.save();
+    now += 1000;
+    assert.ok(await server.lookup('bob'));
+    await rm(file);
+    now += 1000;
+    assert.equal(await server.lookup('alice'), null);
+    now += 1000;
+    await server.lookup('alice');
+    assert.deepEqual(loaded, [
+      [2, false],
+      [0, true],
+    ]);
+  });
+
   it('names the user and field of an invalid entry', async () => {
     const file = freshFile();
     const good = await hashPassword('password-1');

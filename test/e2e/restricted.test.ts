@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { epsvConnection, RawClient } from '../helpers/clients.js';
 import { PASSWORD, startServer } from '../helpers/server.js';
+import { LocalStorage } from '../../src/storage/local.js';
+import { StorageError, type FileInfo, type StorageErrorKind, type VirtualPath } from '../../src/storage/types.js';
 
 describe('a server with one data mode switched off', () => {
   test('passive off: FEAT offers no EPSV, EPSV ALL is refused (the session keeps PORT/EPRT)', async () => {
@@ -77,6 +79,29 @@ describe('what the log keeps of a refused line', () => {
       const refused = t.eventsNamed('refused');
       assert.equal(refused.filter((e) => e.command === '?' && e.reason === 'malformed verb').length, 3);
       assert.doesNotMatch(JSON.stringify(t.events), /secret/i);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+/** An embedder's storage that throws a StorageError of a kind this version does not know. */
+class OddErrors extends LocalStorage {
+  override async stat(vpath: VirtualPath): Promise<FileInfo> {
+    if (vpath === '/odd') throw new StorageError('quota-of-tomorrow' as StorageErrorKind, 'a kind from a newer storage');
+    return super.stat(vpath);
+  }
+}
+
+describe('a storage error of an unknown kind', () => {
+  test('is a 451 for that command, logged with its kind; the session goes on', async () => {
+    const t = await startServer({ parts: { storage: async () => new OddErrors(t.root) } });
+    try {
+      const c = await RawClient.loggedIn(t.port);
+      assert.match(await c.cmd('SIZE odd'), /^451 /);
+      assert.match(await c.cmd('NOOP'), /^200 /);
+      assert.ok(t.eventsNamed('refused').some((e) => e.command === 'SIZE' && /quota-of-tomorrow/.test(e.reason)));
+      c.close();
     } finally {
       await t.close();
     }
