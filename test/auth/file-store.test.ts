@@ -26,6 +26,15 @@ let dir: string;
 let n = 0;
 const freshFile = () => join(dir, `users-${++n}.json`);
 
+/** A users file holding alice (password-1), and the store that wrote it (as `moat user` would). */
+async function fileWithAlice(): Promise<{ file: string; cli: FileUserStore }> {
+  const file = freshFile();
+  const cli = await FileUserStore.open(file);
+  await cli.add('alice', 'password-1');
+  await cli.save();
+  return { file, cli };
+}
+
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'moat-auth-'));
 });
@@ -144,10 +153,7 @@ describe('FileUserStore', () => {
   });
 
   it('picks up changes saved by another process, at most once per interval, and drops stale cache entries', async () => {
-    const file = freshFile();
-    const cli = await FileUserStore.open(file);
-    await cli.add('alice', 'password-1');
-    await cli.save();
+    const { file, cli } = await fileWithAlice();
 
     let now = 0;
     const counter = countingVerifier();
@@ -172,10 +178,7 @@ describe('FileUserStore', () => {
   });
 
   it('keeps the last valid users when the file becomes invalid, and reports it', async () => {
-    const file = freshFile();
-    const cli = await FileUserStore.open(file);
-    await cli.add('alice', 'password-1');
-    await cli.save();
+    const { file } = await fileWithAlice();
     let now = 0;
     const errors: Error[] = [];
     const server = await FileUserStore.open(file, { now: () => now, onReloadError: (e) => errors.push(e) });
@@ -189,10 +192,7 @@ describe('FileUserStore', () => {
   });
 
   it('reports each new content it loads, and a file that is gone', async () => {
-    const file = freshFile();
-    const cli = await FileUserStore.open(file);
-    await cli.add('alice', 'password-1');
-    await cli.save();
+    const { file, cli } = await fileWithAlice();
     let now = 0;
     const loaded: [number, boolean][] = [];
     const server = await FileUserStore.open(file, { now: () => now, onReloaded: (n, missing) => loaded.push([n, missing]) });

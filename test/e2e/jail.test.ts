@@ -3,7 +3,7 @@ import { mkdir, readdir, readlink, symlink, unlink, writeFile } from 'node:fs/pr
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { RawClient } from '../helpers/clients.js';
-import { PASSWORD, startServer, type TestServer } from '../helpers/server.js';
+import { PASSWORD, startServer, withServer, type TestServer } from '../helpers/server.js';
 
 describe('the jail, through the protocol', () => {
   let t: TestServer;
@@ -86,8 +86,7 @@ describe('the jail, through the protocol', () => {
 
 describe('links in the home that lead out or nowhere, used by a client that can be banned', () => {
   test('are refused with 550 but never scored; MLST describes them, DELE and RNFR/RNTO act on the link itself', async () => {
-    const t = await startServer({ config: { guard: { never_ban: [], ban_threshold: 3 } } });
-    try {
+    await withServer({ config: { guard: { never_ban: [], ban_threshold: 3 } } }, async (t) => {
       await mkdir(t.root, { recursive: true });
       await writeFile(join(t.root, 'target.txt'), 't');
       await symlink('target.txt', join(t.root, 'link.txt'));
@@ -111,9 +110,7 @@ describe('links in the home that lead out or nowhere, used by a client that can 
       assert.ok(t.eventsNamed('security').some((e) => e.event === 'jail-escape-refused'), 'the refusals are logged');
       assert.equal(t.eventsNamed('security').filter((e) => e.event === 'ban').length, 0);
       c.close();
-    } finally {
-      await t.close();
-    }
+    });
   });
 });
 

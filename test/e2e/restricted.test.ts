@@ -3,44 +3,34 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { epsvConnection, RawClient } from '../helpers/clients.js';
-import { PASSWORD, startServer } from '../helpers/server.js';
+import { PASSWORD, withServer } from '../helpers/server.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import { StorageError, type FileInfo, type StorageErrorKind, type VirtualPath } from '../../src/storage/types.js';
 
 describe('a server with one data mode switched off', () => {
-  test('passive off: FEAT offers no EPSV, EPSV ALL is refused (the session keeps PORT/EPRT)', async () => {
-    const t = await startServer({ config: { passive: { enabled: false } } });
-    try {
-      const c = await RawClient.loggedIn(t.port);
-      const feat = await c.cmd('FEAT');
-      assert.doesNotMatch(feat, /^ EPSV$/m);
-      assert.match(feat, /^ EPRT$/m);
-      assert.match(await c.cmd('EPSV ALL'), /^502 /);
-      assert.match(await c.cmd('EPRT |1|127.0.0.1|40000|'), /^200 /);
-      c.close();
-    } finally {
-      await t.close();
-    }
-  });
-
-  test('active off: FEAT offers no EPRT', async () => {
-    const t = await startServer({ config: { active: { enabled: false } } });
-    try {
-      const c = await RawClient.loggedIn(t.port);
-      const feat = await c.cmd('FEAT');
-      assert.doesNotMatch(feat, /^ EPRT$/m);
-      assert.match(feat, /^ EPSV$/m);
-      c.close();
-    } finally {
-      await t.close();
-    }
-  });
+  for (const [mode, gone, kept] of [
+    ['passive', 'EPSV', 'EPRT'],
+    ['active', 'EPRT', 'EPSV'],
+  ] as const) {
+    test(`${mode} off: FEAT offers no ${gone}; EPSV ALL is refused when passive is off (the session keeps PORT/EPRT)`, async () => {
+      await withServer({ config: { [mode]: { enabled: false } } }, async (t) => {
+        const c = await RawClient.loggedIn(t.port);
+        const feat = await c.cmd('FEAT');
+        assert.doesNotMatch(feat, new RegExp(`^ ${gone}$`, 'm'));
+        assert.match(feat, new RegExp(`^ ${kept}$`, 'm'));
+        if (mode === 'passive') {
+          assert.match(await c.cmd('EPSV ALL'), /^502 /);
+          assert.match(await c.cmd('EPRT |1|127.0.0.1|40000|'), /^200 /);
+        }
+        c.close();
+      });
+    });
+  }
 });
 
 describe('limits.listing_max_entries', () => {
   test('a listing cut at the limit says so in its final reply and logs listing-truncated', async () => {
-    const t = await startServer({ config: { limits: { listing_max_entries: 10 } } });
-    try {
+    await withServer({ config: { limits: { listing_max_entries: 10 } } }, async (t) => {
       await mkdir(join(t.root, 'many'), { recursive: true });
       await mkdir(join(t.root, 'few'), { recursive: true });
       for (let i = 0; i < 30; i++) await writeFile(join(t.root, 'many', `f${i}`), 'x');
@@ -60,16 +50,13 @@ describe('limits.listing_max_entries', () => {
       assert.doesNotMatch(await c.cmd('STAT few'), /truncated/);
       assert.ok(t.eventsNamed('security').some((e) => e.event === 'listing-truncated' && /\/many/.test(String(e.detail))));
       c.close();
-    } finally {
-      await t.close();
-    }
+    });
   });
 });
 
 describe('what the log keeps of a refused line', () => {
   test('a password sent as a line of its own, or glued to PASS, never reaches an event', async () => {
-    const t = await startServer();
-    try {
+    await withServer({}, async (t) => {
       const c = await RawClient.connect(t.port);
       await c.reply();
       assert.match(await c.cmd('USER alice'), /^331 /);
@@ -79,9 +66,7 @@ describe('what the log keeps of a refused line', () => {
       const refused = t.eventsNamed('refused');
       assert.equal(refused.filter((e) => e.command === '?' && e.reason === 'malformed verb').length, 3);
       assert.doesNotMatch(JSON.stringify(t.events), /secret/i);
-    } finally {
-      await t.close();
-    }
+    });
   });
 });
 
@@ -95,15 +80,14 @@ class OddErrors extends LocalStorage {
 
 describe('a storage error of an unknown kind', () => {
   test('is a 451 for that command, logged with its kind; the session goes on', async () => {
-    const t = await startServer({ parts: { storage: async () => new OddErrors(t.root) } });
-    try {
+    let root = '';
+    await withServer({ parts: { storage: async () => new OddErrors(root) } }, async (t) => {
+      root = t.root;
       const c = await RawClient.loggedIn(t.port);
       assert.match(await c.cmd('SIZE odd'), /^451 /);
       assert.match(await c.cmd('NOOP'), /^200 /);
       assert.ok(t.eventsNamed('refused').some((e) => e.command === 'SIZE' && /quota-of-tomorrow/.test(e.reason)));
       c.close();
-    } finally {
-      await t.close();
-    }
+    });
   });
 });

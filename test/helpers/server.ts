@@ -81,3 +81,13 @@ export async function startServer(
     },
   };
 }
+
+/** A server for one test: `fn` runs against it, and it is closed whatever happens. */
+export async function withServer(options: Parameters<typeof startServer>[0], fn: (t: TestServer) => Promise<void>): Promise<void> {
+  const t = await startServer(options);
+  try {
+    await fn(t);
+  } finally {
+    await t.close();
+  }
+}
