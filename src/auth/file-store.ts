@@ -207,7 +207,6 @@ export class FileUserStore implements UserStore {
   private readonly reloadIntervalMs: number;
   private readonly onReloadError: (err: Error) => void;
   private readonly onReloaded: (users: number, missing: boolean) => void;
-  private missing = false;
   private readonly now: () => number;
 
   private constructor(
@@ -266,11 +265,11 @@ export class FileUserStore implements UserStore {
     // Record the stamp first: an invalid version is reported once, not on every login.
     this.stamp = stamp;
     const next = text === null ? new Map<string, UserRecord>() : parseUsersFile(this.file, text);
-    this.missing = text === null;
     for (const [name, old] of this.users) {
       if (next.get(name)?.password !== old.password) this.cache?.forgetUser(name);
     }
     this.users = next;
+    this.onReloaded(next.size, text === null);
     return true;
   }
 
@@ -376,10 +375,6 @@ export class FileUserStore implements UserStore {
     this.lastCheck = now;
     // Logins that arrive during a reload share it instead of each reading the file.
     this.reloading ??= this.reload()
-      .then((loaded) => {
-        if (loaded) this.onReloaded(this.users.size, this.missing);
-        return loaded;
-      })
       .catch((err: Error) => {
         this.onReloadError(err);
         return false;

@@ -6,9 +6,12 @@ import { FtpError, reply, type Reply } from '../session/reply.js';
 import type { Session } from '../session/session.js';
 import type { CommandSpec } from './types.js';
 
+function requirePassive(session: Session): void {
+  if (!session.server.config.passive.enabled) throw new FtpError(502, 'Passive mode is disabled on this server.');
+}
+
 async function openPassive(session: Session): Promise<number> {
-  const { config } = session.server;
-  if (!config.passive.enabled) throw new FtpError(502, 'Passive mode is disabled on this server.');
+  requirePassive(session);
   try {
     return await session.data.preparePassive(session.localAddress);
   } catch (error) {
@@ -87,7 +90,7 @@ export const dataConnCommands: CommandSpec[] = [
     async handler(session, arg) {
       const a = arg.trim().toUpperCase();
       // EPSV ALL would leave a session with passive off no way to open a data connection.
-      if (!session.server.config.passive.enabled) throw new FtpError(502, 'Passive mode is disabled on this server.');
+      requirePassive(session);
       if (a === 'ALL') {
         session.epsvAll = true;
         return reply(200, 'EPSV ALL ok.');

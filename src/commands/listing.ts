@@ -55,7 +55,7 @@ async function gather(session: Session, pathArg: string, showHidden: boolean): P
   const listed = await withinDeadline(work, limits.listing_timeout * 1000);
   const count = Array.isArray(listed) ? listed.length : listed.names.length;
   // Reaching the limit is taken as a cut (pure-ftpd does the same): the folder was not read further.
-  const truncatedTo = limits.listing_max_entries > 0 && count >= limits.listing_max_entries ? limits.listing_max_entries : undefined;
+  const truncatedTo = count >= limits.listing_max_entries ? limits.listing_max_entries : undefined;
   if (truncatedTo) session.server.events.emit('security', { ...session.actor, event: 'listing-truncated', detail: `${path}: first ${truncatedTo} entries read` });
   if (!Array.isArray(listed)) return { path, entries: tableRows(listed, showHidden), table: listed, showHidden, isDir: true, truncatedTo };
   const shown = showHidden ? listed : listed.filter((e) => !e.name.startsWith('.'));

@@ -42,7 +42,6 @@ export class PassivePorts {
   /** Lingering ports by bound host. */
   private readonly idle = new Map<string, HeldPort[]>();
   private reserved = 0;
-  private lingering = 0;
   private sweeper: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -60,7 +59,9 @@ export class PassivePorts {
 
   /** Ports listening with nobody waiting on them (for tests and diagnostics). */
   get idleCount(): number {
-    return this.lingering;
+    let n = 0;
+    for (const list of this.idle.values()) n += list.length;
+    return n;
   }
 
   async listen(host: string, options: PassiveOptions): Promise<PassiveListener> {
@@ -140,30 +141,25 @@ export class PassivePorts {
     let list = this.idle.get(held.host);
     if (!list) this.idle.set(held.host, (list = []));
     list.push(held);
-    this.lingering++;
     this.sweeper ??= setInterval(() => this.sweep(), Math.max(10, this.reuse.lingerMs / 2)).unref();
   }
 
-  /** Takes a lingering port off its host's list. */
+  /** Takes a lingering port off its host's list (an emptied list goes). */
   private unlinger(held: HeldPort): HeldPort {
     const list = this.idle.get(held.host);
     const i = list?.indexOf(held) ?? -1;
-    if (i >= 0) {
-      // Swap-remove: the order of a list drawn from at random does not matter.
-      list![i] = list![list!.length - 1]!;
-      list!.pop();
-      this.lingering--;
-    }
+    if (i < 0) return held;
+    // Swap-remove: the order of a list drawn from at random does not matter.
+    list![i] = list![list!.length - 1]!;
+    list!.pop();
+    if (!list!.length) this.idle.delete(held.host);
     return held;
   }
 
   private sweep(): void {
     const before = Date.now() - this.reuse.lingerMs;
-    for (const [host, list] of this.idle) {
-      for (const held of list.filter((h) => h.idleSince <= before)) this.drop(held);
-      if (!list.length) this.idle.delete(host);
-    }
-    if (this.lingering === 0) {
+    for (const list of [...this.idle.values()]) for (const held of list.filter((h) => h.idleSince <= before)) this.drop(held);
+    if (this.idle.size === 0) {
       clearInterval(this.sweeper);
       this.sweeper = undefined;
     }

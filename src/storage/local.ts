@@ -195,19 +195,16 @@ export class LocalStorage implements Storage, TableListing {
   }
 
   async stat(vpath: VirtualPath): Promise<FileInfo> {
-    const r = await this.#unfollowed(vpath);
-    if (!r.lstat) throw fail('not-found');
+    const r = await this.#existingEntry(vpath);
     const name = this.#displayName(vpath);
-    if (r.lstat.isSymbolicLink()) {
-      const followed = await this.#resolve(vpath).catch((error: unknown) => {
-        if (error instanceof StorageError && error.kind === 'outside-jail') return undefined;
-        throw error;
-      });
-      // A link that leads out (or nowhere) is described as itself, as listings show it.
-      if (!followed) return toInfo(name, r.lstat);
-      return toInfo(name, await this.#fs(() => fs.stat(followed.real, { bigint: true })));
-    }
-    return toInfo(name, r.lstat);
+    if (!r.lstat!.isSymbolicLink()) return toInfo(name, r.lstat!);
+    const followed = await this.#follow(r).catch((error: unknown) => {
+      if (error instanceof StorageError && error.kind === 'outside-jail') return undefined;
+      throw error;
+    });
+    // A link that leads out (or nowhere) is described as itself, as listings show it.
+    if (!followed) return toInfo(name, r.lstat!);
+    return toInfo(name, await this.#fs(() => fs.stat(followed.real, { bigint: true })));
   }
 
   async list(vpath: VirtualPath, options: { limit?: number } = {}): Promise<FileInfo[]> {
@@ -420,7 +417,11 @@ export class LocalStorage implements Storage, TableListing {
   }
 
   async #resolve(vpath: VirtualPath): Promise<Resolved> {
-    const r = await this.#unfollowed(vpath);
+    return this.#follow(await this.#unfollowed(vpath));
+  }
+
+  /** The entry with a link followed, refused unless what it points to is inside the home. */
+  async #follow(r: Resolved): Promise<Resolved> {
     if (!r.lstat?.isSymbolicLink()) return r;
     let real: string;
     try {
