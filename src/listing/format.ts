@@ -131,8 +131,9 @@ function isLeap(year: number): boolean {
 
 /**
  * RFC 3659 `perm` letters for one entry, from the user's permission letters
- * (see auth/permissions). Links and special files get none: the storage refuses
- * them except for delete and rename of special files.
+ * (see auth/permissions). A link (one that leads out of the home or nowhere:
+ * the others are listed as their target) and a special file can only be
+ * deleted and renamed, which act on the entry itself.
  */
 export function mlsxPerm(info: Pick<FileInfo, 'kind'>, userPermissions: string): string {
   const has = (letter: string) => userPermissions.includes(letter);
@@ -147,8 +148,6 @@ export function mlsxPerm(info: Pick<FileInfo, 'kind'>, userPermissions: string):
     if (has('w')) out += 'c';
     if (has('m')) out += 'm';
     if (has('d')) out += 'p';
-  } else if (info.kind === 'link') {
-    return '';
   }
   if (has('d')) out += 'd';
   if (has('f')) out += 'f';

@@ -99,7 +99,7 @@ describe('links in the home that lead out or nowhere, used by a client that can 
         assert.match(await c.cmd('CWD etc-link'), /^550 /);
         assert.match(await c.cmd('SIZE etc-link/passwd'), /^550 /);
       }
-      assert.match(await c.cmd('MLST link.txt'), /^250-[^]*type=OS\.unix=symlink;[^]*size=0;[^]* \/link\.txt\r\n250 /);
+      assert.match(await c.cmd('MLST link.txt'), /^250-[^]*type=OS\.unix=symlink;[^]*size=0;[^]*perm=df;[^]* \/link\.txt\r\n250 /);
       assert.match(await c.cmd('RNFR etc-link'), /^350 /);
       assert.match(await c.cmd('RNTO etc-link2'), /^250 /);
       assert.equal(await readlink(join(t.root, 'etc-link2')), '/etc');

@@ -104,7 +104,8 @@ describe('MLSx facts', () => {
     assert.equal(mlsxPerm(info({ kind: 'dir' }), 'w'), 'c');
     assert.equal(mlsxPerm(info({ kind: 'dir' }), 'd'), 'pd');
     assert.equal(mlsxPerm(info({ kind: 'file' }), ''), '');
-    assert.equal(mlsxPerm(info({ kind: 'link' }), all), '');
+    assert.equal(mlsxPerm(info({ kind: 'link' }), all), 'df');
+    assert.equal(mlsxPerm(info({ kind: 'link' }), 'elr'), '');
     assert.equal(mlsxPerm(info({ kind: 'other' }), all), 'df');
   });
 });
