@@ -52,6 +52,23 @@ describe('bad input on TLS ports', { concurrency: 1 }, () => {
     });
   }
 
+  test('pipelined commands then close_notify and FIN (half-close) on the implicit port: every reply comes, then the close', async () => {
+    const s = tlsConnect({ port: t.implicitPort, host: '127.0.0.1', rejectUnauthorized: false, allowHalfOpen: true });
+    let out = '';
+    s.on('data', (d: Buffer) => (out += d.toString()));
+    const closed = new Promise<void>((resolve) => s.once('close', () => resolve()));
+    s.once('secureConnect', () => {
+      s.write(`USER alice\r\nPASS ${PASSWORD}\r\nPWD\r\nNOOP\r\n`);
+      s.end();
+    });
+    await closed;
+    assert.deepEqual(
+      out.split('\r\n').map((l) => l.slice(0, 3)),
+      ['220', '331', '230', '257', '200', ''],
+      out,
+    );
+  });
+
   test('garbage instead of a ClientHello after AUTH TLS: the session closes, logged', async () => {
     const before = security().length;
     const c = await RawClient.connect(t.port);
