@@ -5,7 +5,7 @@ import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { connect as tlsConnect } from 'node:tls';
+import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import { Client } from 'basic-ftp';
 import { validateConfig } from '../../src/config/load.js';
 import { TlsLayer } from '../../src/tls/layer.js';
@@ -53,7 +53,8 @@ describe('bad input on TLS ports', { concurrency: 1 }, () => {
   }
 
   test('pipelined commands then close_notify and FIN (half-close) on the implicit port: every reply comes, then the close', async () => {
-    const s = tlsConnect({ port: t.implicitPort, host: '127.0.0.1', rejectUnauthorized: false, allowHalfOpen: true });
+    // Node's tls.connect passes allowHalfOpen to the socket it makes; its typings do not list it.
+    const s = tlsConnect({ port: t.implicitPort, host: '127.0.0.1', rejectUnauthorized: false, allowHalfOpen: true } as ConnectionOptions);
     let out = '';
     s.on('data', (d: Buffer) => (out += d.toString()));
     const closed = new Promise<void>((resolve) => s.once('close', () => resolve()));
