@@ -13,7 +13,7 @@ import { FtpError, reply } from '../session/reply.js';
 import type { Session } from '../session/session.js';
 import { nativeLines } from '../listing/native-lines.js';
 import { runTransfer } from '../session/transfer.js';
-import { entryAt, fileInfo } from '../storage/entry-table.js';
+import { entryAt, fileInfo, tableLength } from '../storage/entry-table.js';
 import type { EntryTable, FileInfo, TableListing, VirtualPath } from '../storage/types.js';
 import { basename, ROOT } from '../storage/vpath.js';
 import type { CommandSpec } from './types.js';
@@ -53,7 +53,7 @@ async function gather(session: Session, pathArg: string, showHidden: boolean): P
   stillListing.add(session);
   const work: Promise<EntryTable | FileInfo[]> = (listTable ? listTable(path, options) : storage.list(path, options)).finally(() => stillListing.delete(session));
   const listed = await withinDeadline(work, limits.listing_timeout * 1000);
-  const count = Array.isArray(listed) ? listed.length : listed.names.length;
+  const count = Array.isArray(listed) ? listed.length : tableLength(listed);
   // Reaching the limit is taken as a cut (pure-ftpd does the same): the folder was not read further.
   const truncatedTo = count >= limits.listing_max_entries ? limits.listing_max_entries : undefined;
   if (truncatedTo) session.server.events.emit('security', { ...session.actor, event: 'listing-truncated', detail: `${path}: first ${truncatedTo} entries read` });

@@ -6,6 +6,11 @@ export const KIND_LINK = KINDS.indexOf('link');
 /** Numbers per entry in a packed listing: kind, size, mtime ms, mode, nlink. */
 export const FIELDS = 5;
 
+/** Entries in a packed table, counted without touching its names (a native table decodes them on first read). */
+export function tableLength(t: EntryTable): number {
+  return t.nums.length / FIELDS;
+}
+
 /** A listing entry from its lstat fields. */
 export function fileInfo(name: string, kind: FileKind, size: number, mtimeMs: number, mode: number, nlink: number, unique: string): FileInfo {
   return fill({ name: '', kind: 'file', size: 0, mtime: new Date(0), mode: 0, unique: '', nlink: 0 }, name, kind, size, mtimeMs, mode, nlink, unique);

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { nativeLinesUsed } from '../../src/listing/native-lines.js';
+import { nativeTablesDecoded } from '../../src/storage/native-list.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import { nativeStatus } from '../../src/storage/native.js';
 import type { EntryTable, VirtualPath } from '../../src/storage/types.js';
@@ -36,11 +37,14 @@ describe('listings', () => {
       }
     })();
     const formatted = nativeLinesUsed.listings;
+    const decoded = nativeTablesDecoded.tables;
     const list = (await client.fetch('LIST big')).toString().split('\r\n').filter(Boolean);
     const mlsd = (await client.fetch('MLSD big')).toString().split('\r\n').filter(Boolean);
     // Where the helper is built, it formatted both (native/format.c; the lines are compared with
     // the JavaScript formatter's in test/listing/native-lines.test.ts).
     assert.equal(nativeLinesUsed.listings - formatted, nativeStatus().available ? 2 : 0);
+    // Nor were 10,000 names turned into strings for it: the helper's lines need none.
+    assert.equal(nativeTablesDecoded.tables - decoded, 0);
     listing = false;
     await pinger;
     assert.equal(list.length, 10_000);
