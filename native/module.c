@@ -21,6 +21,7 @@ static napi_value init(napi_env env, napi_value exports) {
   register_sendfile(env, exports);
   register_list(env, exports);
   register_format(env, exports);
+  register_socket(env, exports);
   return exports;
 }
 

@@ -9,7 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const sources = ['module.c', 'sendfile.c', 'list.c', 'format.c'].map((file) => join(root, 'native', file));
+const sources = ['module.c', 'sendfile.c', 'list.c', 'format.c', 'socket.c'].map((file) => join(root, 'native', file));
 const target = join(root, 'native', 'build', 'moat.node');
 
 function skip(reason) {

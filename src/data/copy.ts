@@ -1,5 +1,6 @@
 import type { Readable, Writable } from 'node:stream';
 import type { DirectSource } from '../storage/types.js';
+import { hiddenSocketError } from './socket-error.js';
 
 export class PrematureClose extends Error {
   readonly code = 'ERR_STREAM_PREMATURE_CLOSE';
@@ -38,7 +39,8 @@ export function watchCopy(
   const onAbort = (): void => settle(signal.reason ?? new Error('aborted'));
   const listeners: Listener[] = [
     ...extra,
-    [source, 'end', () => settle()],
+    // A socket's end may hide a reset (see hiddenSocketError): a cut upload then fails instead of committing.
+    [source, 'end', () => settle(hiddenSocketError(source))],
     [source, 'error', settle],
     [sink, 'error', settle],
     [source, 'close', () => settle(new PrematureClose('source closed before its end'))],

@@ -27,6 +27,8 @@ export interface NativeHelper {
     facts: number,
     perms: string[],
   ): Buffer | undefined;
+  /** socket.c: the socket's pending error (SO_ERROR, cleared by reading it), 0 when none. */
+  socketError(fd: number): number;
 }
 
 /** Where `npm install` builds it (scripts/build-native.mjs), from src/ and dist/ alike. */

@@ -1,7 +1,7 @@
 import { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
-import { getSystemErrorName } from 'node:util';
 import { PrematureClose } from '../data/copy.js';
+import { errnoError } from '../data/socket-error.js';
 import { nativeHelper } from './native.js';
 
 /** Threads a process runs at once; past that, downloads take the buffered path. */
@@ -78,14 +78,9 @@ export function sendfile(
       sink.off('close', onClose);
       report(sent);
       if (signal.aborted) reject(signal.reason ?? new Error('aborted'));
-      else if (errno !== 0) reject(socketError(errno));
+      else if (errno !== 0) reject(errnoError(errno, 'sendfile'));
       else if (sinkClosed && sent < length) reject(sink.errored ?? new PrematureClose('socket closed before the last byte was sent'));
       else resolve(sent);
     };
   });
-}
-
-function socketError(errno: number): NodeJS.ErrnoException {
-  const code = getSystemErrorName(-errno);
-  return Object.assign(new Error(`sendfile: ${code}`), { code, errno: -errno, syscall: 'sendfile' });
 }

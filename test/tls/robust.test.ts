@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
@@ -9,7 +9,7 @@ import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import { Client } from 'basic-ftp';
 import { validateConfig } from '../../src/config/load.js';
 import { TlsLayer } from '../../src/tls/layer.js';
-import { RawClient } from '../helpers/clients.js';
+import { RawClient, run } from '../helpers/clients.js';
 import { PASSWORD } from '../helpers/server.js';
 import { makeCert, protectedClient, startTlsServer, tlsData, TlsLineClient, type TlsTestServer } from './helpers.js';
 
@@ -117,6 +117,31 @@ describe('bad input on TLS ports', { concurrency: 1 }, () => {
     } finally {
       c.close();
     }
+  });
+
+  test('a PROT P upload cut by a TCP reset while its data is still queued: 426, nothing stored', async () => {
+    // Python's ftplib in a process of its own: the reset must reach the server while it is still reading.
+    const script = `
+import ftplib, socket, ssl, sys
+ctx = ssl._create_unverified_context()
+class Ftps(ftplib.FTP_TLS):
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        return self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session), size
+f = Ftps(context=ctx, timeout=10)
+f.connect('127.0.0.1', int(sys.argv[1])); f.auth(); f.login('alice', sys.argv[2]); f.prot_p(); f.voidcmd('TYPE I')
+for i in range(5):
+    c = f.transfercmd('STOR tls-reset-%d.bin' % i)
+    for k in range(40): c.sendall(b'x' * 65536)
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b'\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00')
+    c.close()
+    try: print(f.getresp())
+    except ftplib.Error as e: print(e)
+`;
+    const r = await run('python3', ['-c', script, String(t.port), PASSWORD], { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split('\n').map((line) => line.slice(0, 3)), ['426', '426', '426', '426', '426'], r.stdout);
+    assert.deepEqual(readdirSync(t.root).filter((name) => name.includes('tls-reset-')), []);
   });
 });
 
