@@ -28,7 +28,6 @@ function pastEnd(): StorageError {
 async function retrieve(session: Session, arg: string): Promise<Reply | void> {
   const path = session.resolve(arg);
   const start = session.restOffset;
-  session.restOffset = 0;
   const { size, stream: source } = await session.storage!.read(path, { start });
   if (start > size) {
     source.destroy();
@@ -67,7 +66,6 @@ interface StoreOptions {
 async function store(session: Session, path: VirtualPath, options: StoreOptions): Promise<Reply | void> {
   const storage = session.storage!;
   const offset = options.append ? 0 : session.restOffset;
-  session.restOffset = 0;
   const existing = await storage.stat(path).catch((e: unknown) => {
     if (e instanceof StorageError && e.kind === 'not-found') return undefined;
     throw e;
@@ -138,6 +136,7 @@ export const transferCommands: CommandSpec[] = [
     name: 'RETR',
     syntax: 'RETR <path>',
     help: 'Download a file (from the REST offset, if one was given).',
+    usesRest: true,
     arg: 'required',
     permission: 'r',
     handler: (s, a) => retrieve(s, a),
@@ -146,6 +145,7 @@ export const transferCommands: CommandSpec[] = [
     name: 'STOR',
     syntax: 'STOR <path>',
     help: 'Upload a file; it appears under its name only once complete (REST resumes in place).',
+    usesRest: true,
     arg: 'required',
     permission: 'w',
     handler: (s, a) => store(s, s.resolve(a), { command: 'STOR' }),
@@ -154,6 +154,7 @@ export const transferCommands: CommandSpec[] = [
     name: 'APPE',
     syntax: 'APPE <path>',
     help: 'Append to a file, creating it if needed.',
+    usesRest: true,
     arg: 'required',
     permission: 'a',
     handler: (s, a) => store(s, s.resolve(a), { command: 'APPE', append: true }),
@@ -162,6 +163,7 @@ export const transferCommands: CommandSpec[] = [
     name: 'STOU',
     syntax: 'STOU [<name>]',
     help: 'Upload under a unique name chosen by the server.',
+    usesRest: true,
     arg: 'optional',
     permission: 'w',
     async handler(session, arg) {

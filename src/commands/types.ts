@@ -20,6 +20,12 @@ export interface CommandSpec {
   /** Answered at once while a transfer runs (ABOR, STAT, QUIT); others wait their turn. */
   duringTransfer?: boolean;
   arg: 'none' | 'required' | 'optional';
+  /**
+   * Takes the REST offset (RETR, STOR, APPE, STOU): whatever the answer, a
+   * refusal included, the offset is spent, as in vsftpd; it never carries over
+   * to a later transfer.
+   */
+  usesRest?: boolean;
   /** Permission letter the logged-in user needs. */
   permission?: PermissionLetter;
   handler(session: Session, arg: string): Promise<Reply | void> | Reply | void;

@@ -17,7 +17,9 @@ export async function dispatch(session: Session, line: string, utf8 = true): Pro
   // A line whose verb is not one (3-4 letters) is logged as '?': it may be a password sent on a line
   // of its own, or glued to PASS without the space.
   const logged = /^[A-Z]{3,4}$/.test(verb) ? verb : '?';
+  let usesRest = false;
   const refuse = (code: number, text: string, reason: string): void => {
+    if (usesRest) session.restOffset = 0;
     session.server.events.emit('refused', { ...session.actor, command: logged, code, reason });
     session.send(reply(code, text));
   };
@@ -38,6 +40,7 @@ export async function dispatch(session: Session, line: string, utf8 = true): Pro
     }
     return refuse(500, 'Syntax error, command unrecognized.', 'unknown command');
   }
+  usesRest = spec.usesRest === true;
   // RFC 959: RNTO must come right after RNFR; anything else in between cancels the rename.
   if (spec.name !== 'RNTO') session.renameFrom = undefined;
   if (session.state !== 'ready' && !spec.preLogin) {
@@ -66,6 +69,7 @@ export async function dispatch(session: Session, line: string, utf8 = true): Pro
     }
     return refuse(ftp.code, ftp.text, ftp.logReason ?? ftp.text);
   }
+  if (usesRest) session.restOffset = 0;
   if (!result) return;
   // A refusal a handler answers itself is logged like a thrown one.
   if (result.code >= 400) session.server.events.emit('refused', { ...session.actor, command: verb.slice(0, 16), code: result.code, reason: result.lines[0] ?? '' });

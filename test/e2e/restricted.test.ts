@@ -91,3 +91,30 @@ describe('a storage error of an unknown kind', () => {
     });
   });
 });
+
+describe('REST before a transfer command that is refused', () => {
+  test('the offset is spent by the refusal (as in vsftpd): the next RETR starts at 0, STOU is not refused for it', async () => {
+    await withServer({}, async (t) => {
+      await mkdir(join(t.root, 'bob'), { recursive: true });
+      await writeFile(join(t.root, 'bob', 'file.txt'), 'hello');
+      await t.users.add('carol', PASSWORD, { home: 'bob', permissions: 'elrw' });
+      await t.users.save();
+      const bob = await RawClient.loggedIn(t.port, 'bob');
+      assert.match(await bob.cmd('REST 2'), /^350 /);
+      assert.match(await bob.cmd('STOR x.txt'), /^550 /);
+      assert.equal((await bob.fetch('RETR file.txt')).toString(), 'hello');
+      assert.match(await bob.cmd('REST 2'), /^350 /);
+      assert.match(await bob.cmd('RETR missing.txt'), /^550 /);
+      assert.equal((await bob.fetch('RETR file.txt')).toString(), 'hello');
+      bob.close();
+      const carol = await RawClient.loggedIn(t.port, 'carol');
+      assert.match(await carol.cmd('REST 3'), /^350 /);
+      assert.match(await carol.cmd('APPE file.txt'), /^550 /);
+      const data = await epsvConnection(carol);
+      assert.match(await carol.cmd('STOU'), /^150 /);
+      data.end('new');
+      assert.match(await carol.reply(), /^226 /);
+      carol.close();
+    });
+  });
+});
