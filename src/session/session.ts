@@ -43,6 +43,9 @@ function newSessionId(): string {
 /** Shared by every session until OPTS MLST gives one its own set (sets are replaced, never changed). */
 const DEFAULT_MLST_FACTS: ReadonlySet<string> = new Set(['type', 'size', 'modify', 'perm', 'unique', 'unix.mode']);
 
+/** The first byte of a TLS handshake record (a ClientHello), then the major version 3. */
+const TLS_HANDSHAKE_RECORD = 0x16;
+
 const HTTP_REQUEST = /^(GET|HEAD|POST|PUT|DELETE|OPTIONS|CONNECT|PATCH|TRACE) \S+ HTTP\/\d/;
 
 /** Lines waiting their turn; past this the socket is paused (backpressure). */
@@ -196,7 +199,27 @@ export class Session implements LineSink {
   }
 
   private static onData(this: Duplex, chunk: Buffer): void {
-    owners.get(this)?.reader.push(chunk);
+    const session = owners.get(this);
+    if (!session) return;
+    if (chunk[0] === TLS_HANDSHAKE_RECORD && session.looksLikeTlsHandshake(chunk)) return;
+    session.reader.push(chunk);
+  }
+
+  /**
+   * A TLS ClientHello where the client should have sent its first command: an
+   * implicit-FTPS client pointed at the plain or explicit port. Read as lines,
+   * its bytes were a handful of malformed commands, scored toward a ban for a
+   * client that is only misconfigured; it is closed with one unscored line.
+   */
+  private looksLikeTlsHandshake(chunk: Buffer): boolean {
+    if (this.secure || this.state !== 'need-user' || this.reader.pending > 0 || (chunk.length > 1 && chunk[1] !== 3)) return false;
+    this.server.events.emit('security', {
+      ...this.actor,
+      event: 'tls-on-plain-port',
+      detail: 'a TLS handshake instead of a command: an implicit-FTPS client? (use AUTH TLS here, or the implicit port)',
+    });
+    this.close('TLS handshake on a plain FTP port', 'destroy');
+    return true;
   }
 
   private static onEnd(this: Duplex): void {

@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { binaryClient, epsvConnection, passivePort, RawClient, refusesConnections } from '../helpers/clients.js';
-import { PASSWORD, startServer, type TestServer } from '../helpers/server.js';
+import { PASSWORD, startServer, withServer, type TestServer } from '../helpers/server.js';
 
 describe('control connection protocol', () => {
   let t: TestServer;
@@ -519,5 +520,30 @@ describe('PASV behind NAT: passive.public_host', () => {
       await nat.close();
       await lost.close();
     }
+  });
+});
+
+describe('an implicit-FTPS client pointed at the plain port', () => {
+  test('its ClientHello closes the connection with one unscored tls-on-plain-port line, never a ban', async () => {
+    await withServer({ config: { guard: { never_ban: [], ban_threshold: 3 } } }, async (t) => {
+      for (let i = 0; i < 5; i++) {
+        const s = tlsConnect({ port: t.port, host: '127.0.0.1', rejectUnauthorized: false });
+        await new Promise<void>((resolve) => {
+          s.once('error', () => resolve());
+          s.once('close', () => resolve());
+        });
+        s.destroy();
+      }
+      // The client may give up on the server's plain greeting before the server has read its hello.
+      const seen = () => t.eventsNamed('security').filter((e) => e.event === 'tls-on-plain-port').length;
+      for (let i = 0; i < 100 && seen() < 5; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(seen(), 5);
+      const security = t.eventsNamed('security');
+      assert.deepEqual(security.filter((e) => e.event === 'ban'), []);
+      assert.deepEqual(t.eventsNamed('refused'), []);
+      const c = await RawClient.loggedIn(t.port);
+      assert.match(await c.cmd('NOOP'), /^200 /);
+      c.close();
+    });
   });
 });
