@@ -95,3 +95,41 @@ function tlsFlags(f: ServeFlags): Record<string, unknown> {
     generate_self_signed: !f.tlsCert && wantsTls ? true : undefined,
   };
 }
+
+/** The flag that sets each configuration key (for messages that name what was typed). */
+const FLAG_OF_KEY: Readonly<Record<string, string>> = {
+  listen: '--listen',
+  root: '--root',
+  users_file: '--users',
+  state_dir: '--state-dir',
+  log_level: '--log-level',
+  log_file: '--log-file',
+  banner: '--banner',
+  run_as: '--run-as',
+  'passive.ports': '--pasv-ports',
+  'passive.public_host': '--public-host',
+  'timeouts.idle': '--idle-timeout',
+  'limits.max_clients': '--max-clients',
+  'limits.max_clients_per_ip': '--max-clients-per-ip',
+  'tls.cert': '--tls-cert',
+  'tls.key': '--tls-key',
+  'tls.implicit_listen': '--implicit-listen',
+  'tls.control': '--tls',
+  'tls.data': '--tls',
+};
+
+/**
+ * A validation problem ("timeouts.idle: …") as the user wrote it: when the
+ * value came from a flag, the flag leads ("--idle-timeout (timeouts.idle): …");
+ * a value from the configuration file keeps its key alone.
+ */
+export function problemWithFlag(problem: string, given: Record<string, unknown>): string {
+  const colon = problem.indexOf(': ');
+  if (colon < 0) return problem;
+  const path = problem.slice(0, colon).split('.');
+  const key = path.filter((part) => !/^\d+$/.test(part)).join('.');
+  const flag = FLAG_OF_KEY[key];
+  let value: unknown = given;
+  for (const part of path) value = (value as Record<string, unknown> | undefined)?.[part];
+  return flag && value !== undefined ? `${flag} (${problem.slice(0, colon)})${problem.slice(colon)}` : problem;
+}

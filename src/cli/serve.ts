@@ -12,7 +12,7 @@ import { attachLogger, checkLogFile, createLogger, LogFileError } from '../obser
 import { controlSocketOf, openControlSocket } from '../server/control-socket.js';
 import { MoatServer } from '../server/server.js';
 import { nativeStatus } from '../storage/native.js';
-import { addServeOptions, flagsToConfig, type ServeFlags } from './serve-options.js';
+import { addServeOptions, flagsToConfig, problemWithFlag, type ServeFlags } from './serve-options.js';
 import { isZeroConfigStart, prepareTls, tlsStartupLines, tryCommand, watchTls } from './serve-tls.js';
 import { CliError } from './user.js';
 
@@ -30,10 +30,11 @@ function addPrivilegeOptions(cmd: Command): Command {
 }
 
 async function readConfig(flags: Flags): Promise<MoatConfig> {
+  const given = { ...flagsToConfig(flags), run_as: flags.runAs, allow_root: flags.allowRoot ? true : undefined };
   try {
-    return await loadConfig(flags.config, { ...flagsToConfig(flags), run_as: flags.runAs, allow_root: flags.allowRoot ? true : undefined });
+    return await loadConfig(flags.config, given);
   } catch (error) {
-    if (error instanceof ConfigError) throw new CliError(`invalid configuration:\n  ${error.problems.join('\n  ')}`);
+    if (error instanceof ConfigError) throw new CliError(`invalid configuration:\n  ${error.problems.map((p) => problemWithFlag(p, given)).join('\n  ')}`);
     throw error;
   }
 }

@@ -5,7 +5,7 @@ import { checkHome, checkPublicHost, isCidr } from './values.js';
 
 /** "host:port" or "[v6]:port"; the host must be an IP literal or "localhost". */
 export const hostPort = z.string().refine((s) => parseHostPort(s) !== null, {
-  message: 'expected HOST:PORT, e.g. 127.0.0.1:2121 or [::1]:2121',
+  message: 'expected HOST:PORT with an IP address (or localhost) and a port up to 65535, e.g. 127.0.0.1:2121 or [::1]:2121',
 });
 
 export function parseHostPort(s: string): { host: string; port: number } | null {
@@ -42,7 +42,7 @@ const publicHost = z.string().superRefine(problemOf((s) => (s === '' ? null : ch
 
 export const DEFAULT_NEVER_BAN: readonly string[] = ['127.0.0.1', '::1'];
 
-const seconds = (def: number, min = 0) => z.number().int().min(min).max(86_400).default(def);
+const seconds = (def: number, min = 0) => z.number({ error: 'expected a whole number of seconds' }).int().min(min).max(86_400).default(def);
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 const tlsPolicy = z.enum(['off', 'optional', 'required']);
 const dataSession = z.enum(['same-user', 'same-connection', 'off']);

@@ -223,6 +223,7 @@ describe('moat CLI: check-config', () => {
     const r = await moat(['check-config', '--config', 'bad.toml'], { cwd: dir });
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /passive\.ports/);
+    assert.doesNotMatch(r.stderr, /--pasv-ports/, 'a value from the file is named by its key alone');
     assert.match(r.stderr, /1024/, 'says why');
   });
 
@@ -238,7 +239,7 @@ describe('moat CLI: check-config', () => {
     assert.match(nested.stderr, /passive\.portz: unknown key/);
   });
 
-  test('a good file passes; a bad flag over it is reported by key', async () => {
+  test('a good file passes; a bad flag over it is reported by the flag and its key', async () => {
     const dir = await tempDir();
     await writeFile(join(dir, 'good.toml'), 'root = "./data"\n[passive]\nports = "40000-40100"\n');
     const ok = await moat(['check-config', '--config', 'good.toml'], { cwd: dir });
@@ -247,11 +248,17 @@ describe('moat CLI: check-config', () => {
     for (const odd of ['0x10', '1e3', '12abc']) {
       const r = await moat(['check-config', '--config', 'good.toml', '--idle-timeout', odd], { cwd: dir });
       assert.equal(r.code, 1, `--idle-timeout ${odd} was taken`);
-      assert.match(r.stderr, /timeouts\.idle/);
+      assert.match(r.stderr, /--idle-timeout \(timeouts\.idle\): expected a whole number of seconds/);
     }
     const bad = await moat(['check-config', '--config', 'good.toml', '--pasv-ports', '5000-4000'], { cwd: dir });
     assert.notEqual(bad.code, 0);
-    assert.match(bad.stderr, /passive\.ports/);
+    assert.match(bad.stderr, /--pasv-ports \(passive\.ports\): expected MIN-MAX/);
+    const policy = await moat(['check-config', '--config', 'good.toml', '--tls', 'maybe'], { cwd: dir });
+    assert.equal(policy.code, 1);
+    assert.match(policy.stderr, /--tls \(tls\.control\): .*"off"\|"optional"\|"required"/);
+    const port = await moat(['check-config', '--config', 'good.toml', '--listen', '127.0.0.1:70000'], { cwd: dir });
+    assert.equal(port.code, 1);
+    assert.match(port.stderr, /--listen \(listen\.0\): .*a port up to 65535/);
     const missing = await moat(['check-config', '--config', 'missing.toml'], { cwd: dir });
     assert.notEqual(missing.code, 0);
     assert.match(missing.stderr, /missing\.toml/);
