@@ -79,6 +79,8 @@ export function registerUserCommands(
           await store.save();
           const state = added.enabled ? '' : ', disabled';
           print(`added user "${name}" (home "${added.home || '.'}", permissions "${added.permissions}"${state}) to ${store.file}`);
+          // Likely an unset shell variable: allowed (a placeholder account), but never silently.
+          if (added.permissions === '') io.stderr.write(`moat: warning: "${name}" has no permissions: they can log in, but not list, read or write (see --perms)\n`);
         },
       ),
     );

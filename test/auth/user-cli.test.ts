@@ -81,6 +81,15 @@ describe('moat user (in process)', () => {
     assert.deepEqual(store.get('cam1'), { name: 'cam1', home: 'cams/1', permissions: 'lw', enabled: false });
     store.setEnabled('cam1', true);
     assert.ok(await store.authenticate('cam1', 'password-1', ctx));
+    assert.doesNotMatch(r.stderr, /warning/);
+  });
+
+  it('add --perms "" is taken (a placeholder account) with a warning', async () => {
+    const file = freshFile();
+    const r = await run(['user', 'add', 'idle', '--perms', '', '--password-stdin', '--users', file], { stdin: 'password-1\n' });
+    assert.equal(r.error, undefined);
+    assert.match(r.stderr, /^moat: warning: "idle" has no permissions: .*--perms/m);
+    assert.equal((await FileUserStore.open(file)).get('idle')?.permissions, '');
   });
 
   it('refuses bad homes, permissions, names and duplicates before reading a password', async () => {
