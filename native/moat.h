@@ -4,7 +4,7 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 
-/* Adds start/sent/cancel (sendfile.c) to the module's exports. */
+/* Adds start/receive/sent/cancel (sendfile.c) to the module's exports. */
 void register_sendfile(napi_env env, napi_value exports);
 /* Adds list (list.c) to the module's exports. */
 void register_list(napi_env env, napi_value exports);

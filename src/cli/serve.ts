@@ -147,8 +147,8 @@ async function serve(config: MoatConfig, zeroConfig = false): Promise<void> {
     log.warn({ event: 'weaker-option', key, security: true }, `${key}: ${detail}`);
   }
   const native = nativeStatus();
-  if (native.available) log.info({ event: 'native-helper', available: true, sendfile: config.transfer.sendfile }, 'native helper loaded (sendfile downloads, threaded listings, upload reset check)');
-  else log.warn({ event: 'native-helper', available: false, reason: native.reason }, `downloads and listings take the JavaScript paths, and an upload cut by a reset may pass for complete: ${native.reason}`);
+  if (native.available) log.info({ event: 'native-helper', available: true, sendfile: config.transfer.sendfile }, 'native helper loaded (sendfile downloads, threaded uploads and listings, upload reset check)');
+  else log.warn({ event: 'native-helper', available: false, reason: native.reason }, `transfers and listings take the JavaScript paths, and an upload cut by a reset may pass for complete: ${native.reason}`);
   let addresses: string[];
   let implicit: string[];
   try {

@@ -7,6 +7,7 @@ import { receive } from '../data/receive.js';
 import { FtpError, reply, type Reply } from '../session/reply.js';
 import type { Session } from '../session/session.js';
 import { runTransfer } from '../session/transfer.js';
+import { overUploadLimit } from '../storage/errors.js';
 import { StorageError, type VirtualPath } from '../storage/types.js';
 import { basename, join, parent } from '../storage/vpath.js';
 import type { CommandSpec } from './types.js';
@@ -89,7 +90,7 @@ async function store(session: Session, path: VirtualPath, options: StoreOptions)
       const grew = (n: number): void => {
         total += n;
         if (maxSize > 0 && total > maxSize) {
-          data.destroy(new StorageError('quota', 'upload larger than max_upload_size'));
+          data.destroy(overUploadLimit());
         }
       };
       const received = (n: number): void => {
@@ -102,7 +103,7 @@ async function store(session: Session, path: VirtualPath, options: StoreOptions)
         toFile.on('data', (chunk: Buffer) => grew(chunk.length));
         await pipeline(counted(data, progress), toFile, upload.stream, { signal });
       } else {
-        await receive(data, upload.stream, signal, received);
+        await receive(data, upload.stream, signal, received, maxSize > 0 ? maxSize - total : Infinity);
         upload.stream.end();
       }
       await upload.commit();

@@ -2,7 +2,9 @@ import { Socket } from 'node:net';
 import type { Duplex, Writable } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import { transferBuffers } from '../storage/buffer-budget.js';
-import type { ChunkReleasingSink } from '../storage/types.js';
+import { overUploadLimit } from '../storage/errors.js';
+import { receiveIntoFile } from '../storage/sendfile.js';
+import type { ChunkReleasingSink, FileBackedSink } from '../storage/types.js';
 import { copy, watchCopy } from './copy.js';
 
 /**
@@ -50,11 +52,15 @@ const MAX = 4 * 1024 * 1024;
 /**
  * Moves an upload's bytes from the data connection into `sink`, with the
  * contract of `copy()`: settles once the source has ended and its last chunk
- * was handed to the sink. A plain TCP socket feeding a sink that releases its
- * chunks is read straight into a ring of reused buffers; anything else (TLS,
- * sinks that keep chunks) goes through `copy()`.
+ * was handed to the sink. A plain TCP socket feeding a file-backed sink is
+ * read and written by a native thread (see receiveDirect); one feeding any
+ * other sink that releases its chunks is read straight into a ring of reused
+ * buffers; anything else (TLS, sinks that keep chunks) goes through `copy()`.
+ * `room` (bytes the file may still take) is enforced only by the native
+ * thread, which must stop before writing past it; on the other paths
+ * `progress` is where the caller counts.
  */
-export function receive(source: Duplex, sink: Writable, signal: AbortSignal, progress: (bytes: number) => void): Promise<void> {
+export async function receive(source: Duplex, sink: Writable, signal: AbortSignal, progress: (bytes: number) => void, room = Infinity): Promise<void> {
   const handle = (source as Duplex & { _handle?: Partial<TcpHandle> | null })._handle;
   const eligible =
     keys !== undefined &&
@@ -65,7 +71,44 @@ export function receive(source: Duplex, sink: Writable, signal: AbortSignal, pro
     !source.destroyed &&
     !source.readableEnded;
   if (!eligible) return copy(source, sink, signal, progress);
+  const fileBacked = typeof (sink as Writable & Partial<FileBackedSink>).fileTarget === 'function';
+  if (fileBacked && (await receiveDirect(source, handle as TcpHandle, sink as Writable & FileBackedSink, room, signal, progress))) return;
   return new RingReceiver(source, handle as TcpHandle, keys, sink, signal, progress).run();
+}
+
+/**
+ * The upload on a native thread (storage/sendfile.ts, receiveIntoFile): Node
+ * stops reading the socket, what it had read already goes through the sink
+ * first, then the thread reads the rest into the sink's file. False, having
+ * only stopped the reading (the ring resumes it), when no thread could be had.
+ */
+async function receiveDirect(
+  socket: Socket,
+  handle: TcpHandle,
+  sink: Writable & FileBackedSink,
+  room: number,
+  signal: AbortSignal,
+  progress: (bytes: number) => void,
+): Promise<boolean> {
+  // What Node has read already goes first. Reading it may restart Node's reading (read() refills the
+  // buffer), which is stopped again before the event loop can run: only the thread reads from here on.
+  const early: Buffer[] = [];
+  for (let chunk: Buffer | null; (chunk = socket.read() as Buffer | null) !== null; ) early.push(chunk);
+  if (handle.reading) {
+    handle.reading = false;
+    handle.readStop();
+  }
+  for (const chunk of early) {
+    if (chunk.length > room) throw overUploadLimit();
+    room -= chunk.length;
+    progress(chunk.length);
+    await new Promise<void>((resolve, reject) => sink.write(chunk, (error) => (error ? reject(error) : resolve())));
+    if (signal.aborted) throw signal.reason ?? new Error('aborted');
+  }
+  const job = receiveIntoFile(socket, sink.fileTarget(), room, signal, progress);
+  if (!job) return false;
+  sink.wroteDirectly(await job);
+  return true;
 }
 
 class RingReceiver {

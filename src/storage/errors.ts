@@ -38,6 +38,11 @@ export function fail(kind: StorageErrorKind, cause?: unknown): StorageError {
   return new StorageError(kind, MESSAGES[kind], cause === undefined ? undefined : { cause });
 }
 
+/** An upload that would take its file past limits.max_upload_size (552). */
+export function overUploadLimit(): StorageError {
+  return new StorageError('quota', 'upload larger than max_upload_size');
+}
+
 /** Turn any failure from node:fs into a StorageError whose message holds no host path. */
 export function toStorageError(error: unknown): StorageError {
   if (error instanceof StorageError) return error;

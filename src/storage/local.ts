@@ -7,6 +7,8 @@ import { finished } from 'node:stream/promises';
 import {
   StorageError,
   type ChunkReleasingSink,
+  type FileBackedSink,
+  type FileTarget,
   type Download,
   type EntryTable,
   type FileInfo,
@@ -621,7 +623,7 @@ interface UploadHooks {
  * Writes with explicit positions (pwrite), so offsets past 4 GiB are exact and
  * nothing depends on the file's seek pointer. A null position means append.
  */
-class FileSink extends Writable implements ChunkReleasingSink {
+class FileSink extends Writable implements ChunkReleasingSink, FileBackedSink {
   /** A write calls back once pwrite has copied the chunk into the file. */
   readonly releasesChunks = true;
 
@@ -630,6 +632,14 @@ class FileSink extends Writable implements ChunkReleasingSink {
     public position: number | null,
   ) {
     super({ highWaterMark: IO_CHUNK });
+  }
+
+  fileTarget(): FileTarget {
+    return { fd: this.fh.fd, position: this.position };
+  }
+
+  wroteDirectly(bytes: number): void {
+    if (this.position !== null) this.position += bytes;
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {

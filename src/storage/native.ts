@@ -4,6 +4,9 @@ import { createRequire } from 'node:module';
 export interface NativeHelper {
   /** sendfile.c: sends on a thread of its own; `done` runs once it stopped. */
   start(socketFd: number, fileFd: number, offset: number, length: number, done: (errno: number, sent: number) => void): object;
+  /** sendfile.c: an upload from a socket into a file on a thread of its own (offset -1: append; limit -1: none). */
+  receive(socketFd: number, fileFd: number, offset: number, limit: number, done: (errno: number, moved: number, flags: number) => void): object;
+  /** Bytes a running job has moved. */
   sent(handle: object): number;
   cancel(handle: object): void;
   /** list.c: readdir, sort and lstat of a folder on threads of their own. */

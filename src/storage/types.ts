@@ -108,6 +108,24 @@ export interface ChunkReleasingSink {
   readonly releasesChunks: true;
 }
 
+/** Where the next byte of an upload goes in its file (see FileBackedSink). */
+export interface FileTarget {
+  fd: number;
+  /** The next byte's position; null: at the file's end (O_APPEND). */
+  position: number | null;
+}
+
+/**
+ * Optional capability of an upload's stream (with ChunkReleasingSink): its
+ * bytes go to a file a helper thread may write to directly. `fileTarget` is
+ * asked only while no write is pending; `wroteDirectly` then says how many
+ * bytes were written there, so the stream's own position follows.
+ */
+export interface FileBackedSink {
+  fileTarget(): FileTarget;
+  wroteDirectly(bytes: number): void;
+}
+
 /**
  * A folder's entries as one packed table, sorted by name: `names[i]`,
  * `uniques[i]` (the MLSD unique fact) and five numbers per entry in `nums`:

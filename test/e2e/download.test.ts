@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { nativeStatus } from '../../src/storage/native.js';
-import { sendfileJobs } from '../../src/storage/sendfile.js';
+import { transferThreads } from '../../src/storage/sendfile.js';
 import { binaryClient, epsvConnection, ftpUrl, run, type RawClient } from '../helpers/clients.js';
 import { openFdsUnder } from '../helpers/fds.js';
 import { PASSWORD, startServer, type TestServer } from '../helpers/server.js';
@@ -42,13 +42,13 @@ for (const sendfile of [true, false]) {
 
     /** Nothing of the download may stay behind: no thread, no descriptor of the served folder. */
     async function nothingLeft(): Promise<void> {
-      for (let i = 0; i < 100 && (sendfileJobs().running > 0 || (await openFdsUnder(t.root)) > 0); i++) await sleep(20);
-      assert.equal(sendfileJobs().running, 0, 'a sendfile thread still runs');
+      for (let i = 0; i < 100 && (transferThreads().running > 0 || (await openFdsUnder(t.root)) > 0); i++) await sleep(20);
+      assert.equal(transferThreads().running, 0, 'a sendfile thread still runs');
       assert.equal(await openFdsUnder(t.root), 0, 'a descriptor into the served folder is still open');
     }
 
     test('RETR sends every byte, REST resumes exactly there, and the event counts the bytes', async () => {
-      const before = sendfileJobs().started;
+      const before = transferThreads().started;
       const c = await binaryClient(t.port);
       assert.equal(sha1(await c.fetch('RETR big.bin')), sha1(bytes));
       assert.match(await c.cmd('REST 1234567'), /^350 /);
@@ -57,19 +57,19 @@ for (const sendfile of [true, false]) {
       const events = t.eventsNamed('download').filter((e) => e.path === '/big.bin').slice(-2);
       assert.deepEqual(events.map((e) => [e.result, e.bytes]), [['ok', BIG], ['ok', BIG - 1234567]]);
       // The path under test really was taken (or really was not).
-      assert.equal(sendfileJobs().started - before, sendfile && nativeStatus().available ? 2 : 0);
+      assert.equal(transferThreads().started - before, sendfile && nativeStatus().available ? 2 : 0);
       await nothingLeft();
     });
 
     test('curl downloads the file intact in passive and active mode, and TYPE A still converts', async () => {
-      const before = sendfileJobs().started;
+      const before = transferThreads().started;
       for (const mode of [[], ['-P', '-']]) {
         const out = join(t.dir, 'curl-out.bin');
         const r = await run('curl', ['-sS', ...mode, '--user', `alice:${PASSWORD}`, '-o', out, ftpUrl(t, '/big.bin')], { timeoutMs: 60_000 });
         assert.equal(r.code, 0, r.stderr);
         assert.equal(sha1(await readFile(out)), sha1(bytes), `curl ${mode.join(' ') || 'passive'}`);
       }
-      assert.equal(sendfileJobs().started - before, sendfile && nativeStatus().available ? 2 : 0, 'active connections take sendfile too');
+      assert.equal(transferThreads().started - before, sendfile && nativeStatus().available ? 2 : 0, 'active connections take sendfile too');
       const c = await binaryClient(t.port);
       await writeFile(join(t.root, 'lines.txt'), 'a\nb\n');
       assert.match(await c.cmd('TYPE A'), /^200 /);

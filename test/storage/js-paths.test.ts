@@ -7,14 +7,15 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { nativeStatus } from '../../src/storage/native.js';
-import { sendfileJobs } from '../../src/storage/sendfile.js';
-import { binaryClient } from '../helpers/clients.js';
+import { transferThreads } from '../../src/storage/sendfile.js';
+import { binaryClient, epsvConnection, sendInPieces } from '../helpers/clients.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { sha1 } from '../helpers/files.js';
 
 /**
  * Without the native helper (not built, or MOAT_NATIVE=0): folders are read
- * by the fs workers and downloads go through buffers, with the same results.
+ * by the fs workers, downloads go through buffers and uploads through reused
+ * buffers, with the same results.
  */
 describe('without the native helper', () => {
   let t: TestServer;
@@ -39,7 +40,43 @@ describe('without the native helper', () => {
     assert.equal(mlsd.length, 601);
     assert.match(mlsd.find((l) => l.endsWith(' f-599.txt'))!, /^type=file;size=599;modify=\d{14}(\.\d{3})?;perm=[a-z]+;unique=[0-9a-f]+-[0-9a-f]+;UNIX\.mode=0644; f-599\.txt$/);
     assert.equal(sha1(await c.fetch('RETR big.bin')), sha1(bytes));
-    assert.equal(sendfileJobs().started, 0);
+    assert.equal(transferThreads().started, 0);
     c.close();
+  });
+
+  test('STOR and REST+STOR read the socket into reused buffers (no thread): every byte in place', async () => {
+    const c = await binaryClient(t.port);
+    const upload = randomBytes(3 * 1024 * 1024 + 5);
+    let data = await epsvConnection(c);
+    assert.match(await c.cmd('STOR up.bin'), /^150 /);
+    await sendInPieces(data, upload.subarray(0, 700_000));
+    assert.match(await c.reply(), /^226 /);
+    assert.match(await c.cmd('REST 700000'), /^350 /);
+    data = await epsvConnection(c);
+    assert.match(await c.cmd('STOR up.bin'), /^150 /);
+    await sendInPieces(data, upload.subarray(700_000));
+    assert.match(await c.reply(), /^226 /);
+    assert.equal(sha1(await fs.readFile(path.join(t.root, 'up.bin'))), sha1(upload));
+    assert.equal(transferThreads().started, 0);
+    c.close();
+  });
+});
+
+describe('without the native helper, limits.max_upload_size', () => {
+  test('an upload past the limit is refused with 552 mid-stream and leaves nothing', async () => {
+    const t = await startServer({ config: { limits: { max_upload_size: 1024 * 1024 } } });
+    try {
+      const c = await binaryClient(t.port);
+      const data = await epsvConnection(c);
+      assert.match(await c.cmd('STOR over.bin'), /^150 /);
+      void sendInPieces(data, randomBytes(3 * 1024 * 1024)).catch(() => undefined);
+      assert.match(await c.reply(), /^552 /);
+      data.destroy();
+      assert.match(await c.cmd('NOOP'), /^200 /);
+      assert.ok(!(await fs.readdir(t.root)).some((name) => name.includes('over.bin')));
+      c.close();
+    } finally {
+      await t.close();
+    }
   });
 });
