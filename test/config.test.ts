@@ -52,6 +52,14 @@ test('errors name the key and the reason; unknown keys are errors', () => {
   assert.match(attempt({ guard: { deny: ['10.0.0.0/33'] } })[0]!, /^guard\.deny\.0: /);
   assert.match(attempt({ passive: { enabled: false }, active: { enabled: false } })[0]!, /at least one/);
   assert.match(attempt({ tls: { cert: '/c', key: '/k', control: 'off', implicit_listen: ['127.0.0.1:990'] } })[0]!, /^tls\.implicit_listen: .*not "off"/);
+  assert.match(attempt({ tls: { cert: '/c', key: '/k', control: 'off', data: 'required' } })[0]!, /^tls\.data: .*not "off"/);
+  // A duration that is not a number says so; one out of range gives the range.
+  assert.deepEqual(attempt({ timeouts: { idle: 'x', login: 0, data_connect: 2.5, stalled_transfer: 99_999 } }).sort(), [
+    'timeouts.data_connect: expected a whole number of seconds',
+    'timeouts.idle: expected a whole number of seconds',
+    'timeouts.login: expected 1 to 86400 seconds',
+    'timeouts.stalled_transfer: expected 0 to 86400 seconds',
+  ]);
 });
 
 test('asking for TLS without a certificate is an error, never a server in clear', () => {

@@ -32,6 +32,8 @@ async function login(session: Session, password: string): Promise<void> {
     : await server.users.authenticate(name, password, { remoteAddress: session.remoteAddress, secure: session.secure });
   if (session.closed) return;
   if (!user) return failed(session, name, 'bad credentials');
+  // A store should answer null for a disabled user; one that hands it over anyway is not trusted on that.
+  if (user.enabled === false) return failed(session, name, 'user disabled');
   const verdict = server.guard.checkLogin(session.actor, user);
   if (!verdict.ok && verdict.kind === 'address') return failed(session, name, 'address not allowed for this user');
   if (!verdict.ok) {
@@ -61,8 +63,9 @@ async function login(session: Session, password: string): Promise<void> {
 /**
  * A failed login answers only after a delay that doubles with each failure on
  * this connection, then closes the connection after the configured count.
+ * `text` is what the client is told (the TLS gate says why).
  */
-async function failed(session: Session, name: string, reason: string): Promise<void> {
+export async function failed(session: Session, name: string, reason: string, text = 'Login incorrect.'): Promise<void> {
   const { server } = session;
   session.failedLogins++;
   session.pendingUser = undefined;
@@ -71,7 +74,7 @@ async function failed(session: Session, name: string, reason: string): Promise<v
   const base = server.config.guard.failed_login_delay_ms;
   await sleep(Math.min(base * 2 ** (session.failedLogins - 1), 30_000));
   if (session.closed) return;
-  session.send(reply(530, 'Login incorrect.'));
+  session.send(reply(530, text));
   if (session.failedLogins >= server.config.limits.max_login_attempts) {
     server.events.emit('security', { ...session.actor, user: name, event: 'too-many-failed-logins' });
     session.send(reply(421, 'Too many failed logins; closing.'));

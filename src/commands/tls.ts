@@ -1,7 +1,7 @@
 import { reply, type Reply } from '../session/reply.js';
 import type { Session } from '../session/session.js';
 import type { TlsLayer } from '../tls/layer.js';
-import { isAnonymousLogin } from './auth.js';
+import { failed, isAnonymousLogin } from './auth.js';
 import type { CommandSpec } from './types.js';
 
 /** RFC 4217: PBSZ and PROT only mean something on a protected control connection. */
@@ -93,19 +93,20 @@ export function tlsCommands(layer: TlsLayer): CommandSpec[] {
 
 /**
  * The login gate: wraps USER and PASS so that, on a clear control connection
- * where TLS is required, the login stops at USER (530, a security event) and
- * PASS never reaches the user store: the password is not read.
- *
- * The per-user `tls_control` override is looked up at USER (users.lookup);
- * an unknown name gets the server's policy, the same reply as a user who
- * needs TLS, so the gate does not tell which names exist.
+ * where TLS is required, the password never reaches the user store (530, a
+ * security event). Where the server requires TLS the login stops at USER;
+ * the per-user `tls_control` override (users.lookup) lets a user through, and
+ * an unknown name gets the server's policy, the same reply as a user who needs
+ * TLS. Where the server does not, a user whose own override requires TLS is
+ * stopped at PASS instead, as a failed login (delayed, scored): answering at
+ * USER would tell, for free, which names exist.
  */
 export function wrapLoginCommand(layer: TlsLayer, spec: CommandSpec): CommandSpec {
   if (spec.name === 'USER') {
     return {
       ...spec,
       async handler(session, arg) {
-        if (!session.secure && session.state !== 'ready' && arg.trim() !== '') {
+        if (!session.secure && session.state !== 'ready' && arg.trim() !== '' && layer.policies.serverControl === 'required') {
           const name = arg.trim();
           if (!(await clearLoginAllowed(layer, session, name))) {
             if (session.closed) return;
@@ -127,9 +128,22 @@ export function wrapLoginCommand(layer: TlsLayer, spec: CommandSpec): CommandSpe
   if (spec.name === 'PASS') {
     return {
       ...spec,
-      handler(session, arg) {
+      async handler(session, arg) {
         if (!session.secure && session.state === 'need-user' && layer.policies.serverControl === 'required') {
           return reply(530, TLS_REQUIRED_TEXT);
+        }
+        const name = session.pendingUser;
+        if (!session.secure && session.state === 'need-pass' && name && layer.policies.serverControl !== 'required') {
+          if (!(await clearLoginAllowed(layer, session, name))) {
+            if (session.closed) return;
+            session.server.events.emit('security', {
+              ...session.actor,
+              user: name.slice(0, 64),
+              event: 'plaintext-login-refused',
+              detail: 'PASS on a clear control connection; this user needs TLS',
+            });
+            return failed(session, name, 'TLS required for this user', TLS_REQUIRED_TEXT);
+          }
         }
         return spec.handler(session, arg);
       },

@@ -42,7 +42,14 @@ const publicHost = z.string().superRefine(problemOf((s) => (s === '' ? null : ch
 
 export const DEFAULT_NEVER_BAN: readonly string[] = ['127.0.0.1', '::1'];
 
-const seconds = (def: number, min = 0) => z.number({ error: 'expected a whole number of seconds' }).int().min(min).max(86_400).default(def);
+/** A duration in whole seconds; a value that is not a number says so, one out of range gives the range. */
+const seconds = (def: number, min = 0) =>
+  z
+    .number({ error: (issue) => (issue.code === 'invalid_type' ? 'expected a whole number of seconds' : undefined) })
+    .int({ error: 'expected a whole number of seconds' })
+    .min(min, { error: `expected ${min} to 86400 seconds` })
+    .max(86_400, { error: `expected ${min} to 86400 seconds` })
+    .default(def);
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 const tlsPolicy = z.enum(['off', 'optional', 'required']);
 const dataSession = z.enum(['same-user', 'same-connection', 'off']);
@@ -203,6 +210,10 @@ export function checkConfig(c: MoatConfig): string[] {
   if (c.tls.implicit_listen.length > 0 && c.tls.control === 'off') {
     // Otherwise the implicit listeners would silently not start.
     errors.push('tls.implicit_listen: implicit TLS listeners need tls.control "optional" or "required", not "off"');
+  }
+  if (c.tls.data === 'required' && c.tls.control === 'off') {
+    // Without TLS on the control connection there is no PROT P: the requirement would be silently dropped.
+    errors.push('tls.data: "required" needs tls.control "optional" or "required", not "off"');
   }
   return errors;
 }

@@ -118,3 +118,22 @@ describe('REST before a transfer command that is refused', () => {
     });
   });
 });
+
+describe('a user store that hands over a disabled user', () => {
+  test('the login is refused all the same (530, login-failed "user disabled")', async () => {
+    await withServer({ config: { guard: { failed_login_delay_ms: 0 } } }, async (t) => {
+      const authenticate = t.users.authenticate.bind(t.users);
+      t.users.authenticate = async (name, password, ctx) => {
+        const user = await authenticate(name, password, ctx);
+        return user && { ...user, enabled: false };
+      };
+      const c = await RawClient.connect(t.port);
+      await c.reply();
+      assert.match(await c.cmd('USER alice'), /^331 /);
+      assert.match(await c.cmd(`PASS ${PASSWORD}`), /^530 /);
+      assert.deepEqual(t.eventsNamed('login-failed').map((e) => e.reason), ['user disabled']);
+      assert.equal(t.eventsNamed('login').length, 0);
+      c.close();
+    });
+  });
+});

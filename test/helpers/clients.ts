@@ -14,6 +14,27 @@ export async function sendInPieces(socket: Socket, data: Buffer): Promise<void> 
   socket.end();
 }
 
+/**
+ * `STOR name` of `data` in two uploads, the second resuming at `at` (REST),
+ * each sent in uneven pieces; asserts every reply on the way.
+ */
+export async function storeResumed(c: RawClient, name: string, data: Buffer, at: number): Promise<void> {
+  for (const [from, to] of [
+    [0, at],
+    [at, data.length],
+  ] as const) {
+    if (from > 0) expectReply(await c.cmd(`REST ${from}`), 350);
+    const socket = await epsvConnection(c);
+    expectReply(await c.cmd(`STOR ${name}`), 150);
+    await sendInPieces(socket, data.subarray(from, to));
+    expectReply(await c.reply(), 226);
+  }
+}
+
+function expectReply(reply: string, code: number): void {
+  if (!reply.startsWith(`${code} `)) throw new Error(`expected ${code}, got: ${reply}`);
+}
+
 /** A logged-in basic-ftp client; closed by the caller. */
 export async function ftpClient(t: TestServer, user = 'alice', password = PASSWORD): Promise<Client> {
   const client = new Client(10_000);

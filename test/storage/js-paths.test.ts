@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { nativeStatus } from '../../src/storage/native.js';
 import { transferThreads } from '../../src/storage/sendfile.js';
-import { binaryClient, epsvConnection, sendInPieces } from '../helpers/clients.js';
+import { binaryClient, epsvConnection, sendInPieces, storeResumed } from '../helpers/clients.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { sha1 } from '../helpers/files.js';
 
@@ -47,15 +47,7 @@ describe('without the native helper', () => {
   test('STOR and REST+STOR read the socket into reused buffers (no thread): every byte in place', async () => {
     const c = await binaryClient(t.port);
     const upload = randomBytes(3 * 1024 * 1024 + 5);
-    let data = await epsvConnection(c);
-    assert.match(await c.cmd('STOR up.bin'), /^150 /);
-    await sendInPieces(data, upload.subarray(0, 700_000));
-    assert.match(await c.reply(), /^226 /);
-    assert.match(await c.cmd('REST 700000'), /^350 /);
-    data = await epsvConnection(c);
-    assert.match(await c.cmd('STOR up.bin'), /^150 /);
-    await sendInPieces(data, upload.subarray(700_000));
-    assert.match(await c.reply(), /^226 /);
+    await storeResumed(c, 'up.bin', upload, 700_000);
     assert.equal(sha1(await fs.readFile(path.join(t.root, 'up.bin'))), sha1(upload));
     assert.equal(transferThreads().started, 0);
     c.close();

@@ -75,6 +75,28 @@ describe('TLS policy and RFC 4217 commands', { concurrency: 1 }, () => {
     c.close();
   });
 
+  test('TLS optional on the server, required for one user: USER tells nothing, PASS in clear is a failed login', async () => {
+    const o = await startTlsServer({ implicit: false, config: { tls: { control: 'optional' }, guard: { failed_login_delay_ms: 0 } } });
+    try {
+      setUserTls(o, 'bob', { tls_control: 'required' });
+      const c = await RawClient.connect(o.port);
+      await c.reply();
+      // Known (needs TLS), unknown and known (no TLS needed): the same 331, so no name is given away for free.
+      const replies = [await c.cmd('USER bob'), await c.cmd('USER nosuchuser'), await c.cmd('USER alice')];
+      assert.deepEqual(new Set(replies).size, 1, replies.join(' | '));
+      assert.match(replies[0]!, /^331 /);
+      assert.match(await c.cmd('USER bob'), /^331 /);
+      assert.match(await c.cmd(`PASS ${PASSWORD}`), TLS_REQUIRED);
+      assert.ok(o.eventsNamed('security').some((e) => e.event === 'plaintext-login-refused' && e.user === 'bob'));
+      assert.deepEqual(o.eventsNamed('login-failed').map((e) => [e.user, e.reason]), [['bob', 'TLS required for this user']]);
+      assert.match(await c.cmd('USER alice'), /^331 /);
+      assert.match(await c.cmd(`PASS ${PASSWORD}`), /^230 /);
+      c.close();
+    } finally {
+      await o.close();
+    }
+  });
+
   test('anonymous in clear only when anonymous.allow_plaintext', async () => {
     const c = await RawClient.connect(t.port);
     await c.reply();
