@@ -79,6 +79,7 @@ export class MoatServer {
   readonly guard: Guard;
   private readonly bound: Bound[] = [];
   private closing = false;
+  private listenCalled = false;
   /** One timer for the timeouts of every session, instead of a Timeout per session. */
   private sweeper: NodeJS.Timeout | undefined;
 
@@ -119,6 +120,9 @@ export class MoatServer {
    * All or nothing: when one cannot be bound (StartupError) the others are closed again.
    */
   async listen(): Promise<string[]> {
+    // A second call would bind the same addresses, fail, and its clean-up would close the running server.
+    if (this.listenCalled) throw new StartupError('listen() was already called on this server');
+    this.listenCalled = true;
     if (!this.context.config.root) throw new StartupError('root is not set');
     await prepareRoot(resolveHostPath(this.context.config.root));
     try {

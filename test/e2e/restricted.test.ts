@@ -137,3 +137,14 @@ describe('a user store that hands over a disabled user', () => {
     });
   });
 });
+
+describe('the library: listen() twice', () => {
+  test('the second call throws and the server keeps serving', async () => {
+    await withServer({}, async (t) => {
+      await assert.rejects(t.server.listen(), /already called/);
+      const c = await RawClient.loggedIn(t.port);
+      assert.match(await c.cmd('NOOP'), /^200 /);
+      c.close();
+    });
+  });
+});
