@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { FileUserStore, UsersFileError, type FileUserStoreOptions } from '../auth/file-store.js';
 import { ConfigError, loadConfig } from '../config/load.js';
@@ -126,9 +126,12 @@ async function serve(config: MoatConfig, zeroConfig = false): Promise<void> {
   }
   const usersFile = usersFileOf(config);
   const demoPassword = await bootstrapDemo(config, usersFile);
+  const tls = await prepareTls(config, { zeroConfig, log });
   if (privileges.action === 'drop') {
     const { runAs } = privileges;
-    const changed = await prepareFor(runAs, { stateDir: config.state_dir, usersFile, bansFile: bansFileOf(config.state_dir), root: config.root });
+    // Moat's own certificate is re-read on SIGHUP and when it changes, by then as the run_as user.
+    const own = tls?.selfSigned ? [dirname(tls.certFile), tls.certFile, tls.keyFile] : [];
+    const changed = await prepareFor(runAs, { stateDir: config.state_dir, usersFile, bansFile: bansFileOf(config.state_dir), root: config.root, own });
     if (changed.length) log.info({ event: 'privileges', chowned: changed, user: runAs.user }, 'files handed to the run_as user');
   }
   const users = await openUsers(usersFile, {
@@ -139,7 +142,6 @@ async function serve(config: MoatConfig, zeroConfig = false): Promise<void> {
     onReloadError: (error) =>
       log.error({ event: 'users-reload-failed', file: usersFile, error: error.message }, `${usersFile} changed but cannot be used, still serving its previous content: ${error.message}`),
   });
-  const tls = await prepareTls(config, { zeroConfig, log });
   const server = new MoatServer({ config, users, ...tls?.serverParts() });
   attachLogger(server.events, log);
 

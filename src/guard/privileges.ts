@@ -86,10 +86,14 @@ export function rootDecision(config: MoatConfig, uid = process.getuid?.() ?? -1)
 
 /**
  * Before dropping privileges: make what Moat writes later (the state folder
- * with bans.json, the users file it re-reads, a root folder it just created)
- * belong to the unprivileged user. Returns what it changed, for the log.
+ * with bans.json, the users file it re-reads, a root folder it just created,
+ * and `own`: its self-signed certificate) belong to the unprivileged user.
+ * Returns what it changed, for the log.
  */
-export async function prepareFor(runAs: RunAs, paths: { stateDir: string; usersFile: string; bansFile: string; root: string }): Promise<string[]> {
+export async function prepareFor(
+  runAs: RunAs,
+  paths: { stateDir: string; usersFile: string; bansFile: string; root: string; own?: string[] },
+): Promise<string[]> {
   const changed: string[] = [];
   const own = async (path: string) => {
     const s = await stat(path).catch(() => undefined);
@@ -109,6 +113,7 @@ export async function prepareFor(runAs: RunAs, paths: { stateDir: string; usersF
   await own(paths.stateDir);
   await own(paths.bansFile);
   await own(paths.usersFile);
+  for (const path of paths.own ?? []) await own(path);
   return changed;
 }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -11,6 +11,7 @@ import { FileUserStore } from '../../src/auth/file-store.js';
 import { resolveRunAs } from '../../src/guard/privileges.js';
 import { PASSWORD } from '../helpers/server.js';
 import { run } from '../helpers/clients.js';
+import { makeCert } from '../tls/helpers.js';
 
 const MOAT = fileURLToPath(new URL('../../bin/moat.js', import.meta.url));
 const isRoot = process.getuid?.() === 0;
@@ -92,6 +93,41 @@ describe('privileges', { skip }, () => {
     assert.equal((await stat(stateDir)).uid, nobody.uid, 'the state folder (bans.json) is writable by nobody');
     const log = await readFile(logFile, 'utf8');
     assert.match(log, /"event":"privileges".*running as nobody/);
+    child.kill('SIGTERM');
+    await new Promise((r) => child!.once('exit', r));
+    child = undefined;
+  });
+
+  test('run_as with Moat\'s own self-signed certificate: handed to the user, so SIGHUP reloads it', async () => {
+    const nobody = resolveRunAs('nobody');
+    const base = join(dir, 'selfsigned');
+    const usersFile = join(base, 'users.json');
+    await mkdir(base, { recursive: true });
+    const users = await FileUserStore.open(usersFile);
+    await users.add('alice', PASSWORD, { home: '.', permissions: 'elr' });
+    await users.save();
+    const stateDir = join(base, 'state');
+    const logFile = join(base, 'moat.log');
+    const started = await serve([
+      '--listen', '127.0.0.1:0', '--root', join(base, 'root'), '--users', usersFile, '--state-dir', stateDir,
+      '--pasv-ports', passiveRange(), '--log-file', logFile, '--run-as', 'nobody', '--tls-self-signed',
+    ]);
+    child = started.child;
+    for (const path of ['tls', 'tls/cert.pem', 'tls/key.pem']) assert.equal((await stat(join(stateDir, path))).uid, nobody.uid, path);
+    // A renewed pair written into the same files (as a renewal job running as root would), then SIGHUP.
+    const renewed = makeCert();
+    await writeFile(join(stateDir, 'tls', 'cert.pem'), await readFile(renewed.certFile));
+    await writeFile(join(stateDir, 'tls', 'key.pem'), await readFile(renewed.keyFile));
+    await rm(renewed.dir, { recursive: true, force: true });
+    child.kill('SIGHUP');
+    let log = '';
+    for (let i = 0; i < 100 && !/tls-cert-reload/.test(log); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      log = await readFile(logFile, 'utf8');
+    }
+    // SIGHUP, or the file watch if its poll came first.
+    assert.match(log, /"event":"tls-cert-reloaded","reason":"(SIGHUP|file changed)"/);
+    assert.doesNotMatch(log, /tls-cert-reload-failed/);
     child.kill('SIGTERM');
     await new Promise((r) => child!.once('exit', r));
     child = undefined;
