@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { FileUserStore, UsersFileError, type FileUserStoreOptions } from '../auth/file-store.js';
@@ -104,11 +104,26 @@ async function openUsers(file: string, options?: FileUserStoreOptions): Promise<
 }
 
 /**
+ * root and state_dir, where they exist, must be folders: a state_dir that is
+ * a file would leave bans in memory only (each write failing), a root that is
+ * one cannot be served.
+ */
+function foldersUsable(config: MoatConfig): void {
+  for (const [key, folder] of [
+    ['root', config.root],
+    ['state_dir', config.state_dir],
+  ] as const) {
+    if (existsSync(folder) && !statSync(folder).isDirectory()) throw new CliError(`${key} ${folder} is not a folder`);
+  }
+}
+
+/**
  * What serve would refuse at start, checked without starting anything or
  * writing a file (check-config). Only binding the listeners is left untried.
  */
 async function preflight(config: MoatConfig): Promise<void> {
   privilegesFor(config);
+  foldersUsable(config);
   if (config.log_file) logFileChecked(() => checkLogFile(config.log_file, false));
   const usersFile = usersFileOf(config);
   if (existsSync(usersFile)) await openUsers(usersFile, { cache: false });
@@ -118,6 +133,7 @@ async function preflight(config: MoatConfig): Promise<void> {
 
 async function serve(config: MoatConfig, zeroConfig = false): Promise<void> {
   const privileges = privilegesFor(config);
+  foldersUsable(config);
   const log = logFileChecked(() => createLogger({ level: config.log_level, file: config.log_file || undefined }));
   // Node's defaults: SIGUSR1 opens its debugger on 127.0.0.1:9229 (any local user could then run code
   // in the server), SIGUSR2 ends the process without a word. Log rotation sends such signals.

@@ -191,7 +191,7 @@ describe('moat CLI: check-config', () => {
     }
   });
 
-  test('check-config refuses what serve would refuse: certificate, key, users file, log_file; a broken users file is one line for serve too', async () => {
+  test('check-config refuses what serve would refuse: certificate, key, users file, log_file, a root or state_dir that is a file; serve says it in one line too', async () => {
     const dir = await tempDir();
     const common = ['--root', join(dir, 'root'), '--state-dir', join(dir, 'state')];
     await writeFile(join(dir, 'bad-users.json'), '{bad json');
@@ -202,6 +202,13 @@ describe('moat CLI: check-config', () => {
       [['--users', join(dir, 'bad-users.json')], /^moat: .*bad-users\.json/m],
       [['--log-file', join(dir, 'no', 'such', 'x.log')], /^moat: log_file .*: its folder does not exist/m],
     ];
+    await writeFile(join(dir, 'a-file'), 'x');
+    for (const [key, flag] of [
+      ['root', '--root'],
+      ['state_dir', '--state-dir'],
+    ]) {
+      cases.push([[flag, join(dir, 'a-file')], new RegExp(`^moat: ${key} .*a-file is not a folder`, 'm')]);
+    }
     for (const [flags, expected] of cases) {
       const r = await moat(['check-config', ...common, ...flags]);
       assert.equal(r.code, 1, `check-config ${flags.join(' ')}: ${r.stdout}${r.stderr}`);
@@ -212,6 +219,9 @@ describe('moat CLI: check-config', () => {
     assert.equal(served.code, 1, served.stderr);
     assert.match(served.stderr, /^moat: .*bad-users\.json.*JSON/m);
     assert.doesNotMatch(served.stderr, /^\s+at /m, 'no stack trace');
+    const fileState = await moat(['serve', '--listen', `127.0.0.1:${await freePort()}`, ...common, '--pasv-ports', pasvRange(), '--state-dir', join(dir, 'a-file')]);
+    assert.equal(fileState.code, 1, fileState.stderr);
+    assert.match(fileState.stderr, /^moat: state_dir .*a-file is not a folder/m);
     const ok = await moat(['check-config', ...common, '--log-file', join(dir, 'new.log')]);
     assert.equal(ok.code, 0, ok.stderr);
     await assert.rejects(stat(join(dir, 'new.log')), 'check-config created the log file');
