@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { BanStore, bansFileOf, type BanRecord } from '../guard/bans.js';
-import { canonicalIp } from '../guard/networks.js';
-import { stateDirOf } from './state-dir.js';
+import { canonicalIp, NetworkList } from '../guard/networks.js';
+import { stateConfigOf, stateDirOf } from './state-dir.js';
 import { CliError } from './user.js';
 
 interface BanFlags {
@@ -61,6 +61,10 @@ export function registerBanCommands(program: Command): void {
       const r = bans.ban(key, Number(flags.duration), flags.reason);
       await bans.save();
       process.stdout.write(`banned ${r.ip} until ${r.until}\n`);
+      // never_ban keeps the guard's automatic bans off these networks; an operator's own ban still applies.
+      if (new NetworkList((await stateConfigOf(flags)).guard.never_ban).has(key)) {
+        process.stderr.write(`moat: warning: ${key} is in guard.never_ban, which only stops automatic bans: this one applies\n`);
+      }
     });
   common(ban.command('del').alias('rm').argument('<ip>', 'IPv4 or IPv6 address').description('lift a ban and forget its history'))
     .action(async (ip: string, flags: BanFlags) => {

@@ -126,11 +126,17 @@ describe('brute force: delays, disconnects, bans that survive restarts', () => {
     await live.login();
     const add = await moat('ban', 'add', '127.0.0.4', '--duration', '30', '--state-dir', stateDir);
     assert.equal(add.code, 0, add.stderr);
+    assert.doesNotMatch(add.stderr, /never_ban/);
     assert.ok(await live.waitClosed(5000), 'live session of the banned address is closed');
     const { c, greeting: g } = await greeting(t, '127.0.0.4');
     assert.match(g, /^421 /);
     c.close();
     assert.equal((await moat('ban', 'add', 'not-an-ip', '--state-dir', stateDir)).code, 1);
+    // The host itself (never_ban by default): the operator's ban applies, and is said to.
+    const host = await moat('ban', 'add', '::1', '--duration', '5', '--state-dir', stateDir);
+    assert.equal(host.code, 0, host.stderr);
+    assert.match(host.stderr, /^moat: warning: ::1 is in guard\.never_ban/m);
+    assert.equal((await moat('ban', 'del', '::1', '--state-dir', stateDir)).code, 0);
     for (const [duration, why] of [['99999999999', /at most 31622400 seconds/], ['1.5', /whole number of seconds/], ['0', /whole number of seconds >= 1/]] as const) {
       const bad = await moat('ban', 'add', '10.9.9.9', '--duration', duration, '--state-dir', stateDir);
       assert.equal(bad.code, 1);
