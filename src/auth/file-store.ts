@@ -128,10 +128,12 @@ interface FileStamp {
   ino: number;
   size: number;
   mtimeMs: number;
+  /** Changes with permissions and owner too: a file made readable again is read again. */
+  ctimeMs: number;
 }
 
 const sameStamp = (a: FileStamp | null, b: FileStamp | null): boolean =>
-  a === b || (a !== null && b !== null && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs);
+  a === b || (a !== null && b !== null && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs);
 
 /**
  * Stat and read through one handle, so the stamp always belongs to the
@@ -148,7 +150,7 @@ async function readStamped(file: string): Promise<{ stamp: FileStamp | null; tex
   try {
     const s = await handle.stat();
     const text = await handle.readFile('utf8');
-    return { stamp: { ino: s.ino, size: s.size, mtimeMs: s.mtimeMs }, text };
+    return { stamp: { ino: s.ino, size: s.size, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs }, text };
   } catch (err) {
     throw new UsersFileError(`cannot read users file ${file}: ${(err as Error).message}`);
   } finally {
@@ -159,7 +161,7 @@ async function readStamped(file: string): Promise<{ stamp: FileStamp | null; tex
 async function currentStamp(file: string): Promise<FileStamp | null> {
   try {
     const s = await stat(file);
-    return { ino: s.ino, size: s.size, mtimeMs: s.mtimeMs };
+    return { ino: s.ino, size: s.size, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw new UsersFileError(`cannot read users file ${file}: ${(err as Error).message}`);
@@ -261,8 +263,9 @@ export class FileUserStore implements UserStore {
   async reload(): Promise<boolean> {
     const current = await currentStamp(this.file);
     if (sameStamp(current, this.stamp)) return false;
+    // Record the stamp first: a version that cannot be read, or is invalid, is reported once, not on every login.
+    this.stamp = current;
     const { stamp, text } = await readStamped(this.file);
-    // Record the stamp first: an invalid version is reported once, not on every login.
     this.stamp = stamp;
     const next = text === null ? new Map<string, UserRecord>() : parseUsersFile(this.file, text);
     for (const [name, old] of this.users) {

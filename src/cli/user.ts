@@ -50,7 +50,7 @@ export function registerUserCommands(
     return FileUserStore.open(file, { cache: false });
   };
 
-  const user = program.command('user').description('manage the users file (the server picks up changes within a second)');
+  const user = program.command('user').description('manage the users file (a running server reads the changes at its next login)');
 
   user
     .command('add')

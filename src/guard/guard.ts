@@ -227,7 +227,7 @@ export class Guard {
       let n = 0;
       for (const [id, name] of this.userSessions) if (name === user.name && id !== actor.sessionId) n++;
       if (n >= limit) {
-        this.security({ ...actor, user: user.name }, 'user-session-limit', `${n} sessions open, limit ${limit}`);
+        this.security({ ...actor, user: user.name }, 'user-session-limit', `${n} ${n === 1 ? 'session' : 'sessions'} open, limit ${limit}`);
         return { ok: false, kind: 'sessions', text: `Too many sessions for user ${user.name}; closing.` };
       }
     }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -189,6 +189,29 @@ describe('FileUserStore', () => {
     assert.ok(await server.authenticate('alice', 'password-1', ctx));
     assert.equal(errors.length, 1, 'an invalid version is reported once');
     assert.match(errors[0]!.message, /not valid JSON/);
+  });
+
+  it('a file that cannot be read is reported once, and read again once it changes (chmod included)', async () => {
+    const { file } = await fileWithAlice();
+    let now = 0;
+    const errors: Error[] = [];
+    const server = await FileUserStore.open(file, { now: () => now, onReloadError: (e) => errors.push(e) });
+    // Root reads any file whatever its mode: a folder in its place cannot be read by anyone.
+    await rm(file);
+    await mkdir(file);
+    for (let i = 0; i < 3; i++) {
+      now += 1000;
+      assert.ok(await server.authenticate('alice', 'password-1', ctx), 'the previous content is kept');
+    }
+    assert.equal(errors.length, 1, errors.map((e) => e.message).join('; '));
+    assert.match(errors[0]!.message, /cannot read users file/);
+    await rm(file, { recursive: true });
+    const fresh = await FileUserStore.open(file);
+    await fresh.add('bob', 'password-2');
+    await fresh.save();
+    await chmod(file, 0o644);
+    now += 1000;
+    assert.ok(await server.lookup('bob'));
   });
 
   it('reports each new content it loads, and a file that is gone', async () => {
