@@ -178,7 +178,7 @@ describe('moat CLI: check-config', () => {
       await writeFile(join(dir, 'a-file'), 'x');
       const fileRoot = await moat(['serve', '--listen', `127.0.0.1:${free}`, '--root', join(dir, 'a-file'), '--state-dir', join(dir, 'state')]);
       assert.equal(fileRoot.code, 1, fileRoot.stderr);
-      assert.match(fileRoot.stderr, /moat: cannot serve .*a-file: not a folder/);
+      assert.match(fileRoot.stderr, /^moat: root .*a-file is not a folder$/m);
       const logDir = await moat(['serve', '--listen', `127.0.0.1:${free}`, ...common, '--log-file', dir]);
       assert.equal(logDir.code, 1, logDir.stderr);
       assert.match(logDir.stderr, /moat: log_file .*: is a folder/);
