@@ -44,7 +44,7 @@ export const moat: Driver = {
     } else if (hasTls) tls = '`moat serve` has --tls-cert but no --tls optional: plain logins would be refused';
     // What `npm install` built decides the download path; say which one was measured.
     const sendfile = existsSync(path.join(PROJECT_DIR, 'native', 'build', 'moat.node'))
-      ? 'native helper built (sendfile(2) downloads, threaded listings) unless MOAT_NATIVE=0'
+      ? 'native helper built (sendfile(2) downloads, uploads read into the file on a thread, threaded listings) unless MOAT_NATIVE=0'
       : 'no native helper (run npm install): downloads and listings on the JavaScript paths';
     let version = '?';
     try {

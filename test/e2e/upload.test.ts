@@ -120,6 +120,24 @@ describe('uploads over plain data connections', () => {
     other.close();
   });
 
+  test('small uploads sent whole, end included, before the transfer begins: every one stored whole (226)', async () => {
+    const c = await binaryClient(t.port);
+    const threads = transferThreads().started;
+    for (let i = 0; i < 30; i++) {
+      const data = await epsvConnection(c);
+      const closed = new Promise((r) => data.once('close', r));
+      data.end(`early-${i}`);
+      await new Promise((r) => setTimeout(r, 20));
+      assert.match(await c.cmd(`STOR early-${i}.txt`), /^150 /);
+      assert.match(await c.reply(), /^226 /, `upload ${i}`);
+      await closed;
+      assert.equal(await readFile(join(t.root, `early-${i}.txt`), 'utf8'), `early-${i}`);
+    }
+    // Passive data sockets are not read by Node before the transfer: the thread found each one queued, FIN included.
+    assert.equal(transferThreads().started - threads, nativeStatus().available ? 30 : 0);
+    c.close();
+  });
+
   test('a reset that lands while the data is still queued on the server is a 426, never a commit', async () => {
     // libuv reports such a reset as a clean end (native/socket.c); before the check, most of these were committed cut short with 226.
     const c = await binaryClient(t.port);
