@@ -105,9 +105,9 @@ async function receiveDirect(
     await new Promise<void>((resolve, reject) => sink.write(chunk, (error) => (error ? reject(error) : resolve())));
     if (signal.aborted) throw signal.reason ?? new Error('aborted');
   }
-  const job = receiveIntoFile(socket, sink.fileTarget(), room, signal, progress);
+  const job = receiveIntoFile(socket, sink.fileTarget(), room, signal, progress, (bytes) => sink.wroteDirectly(bytes));
   if (!job) return false;
-  sink.wroteDirectly(await job);
+  await job;
   return true;
 }
 

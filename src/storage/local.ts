@@ -559,9 +559,15 @@ export class LocalStorage implements Storage, TableListing {
   async #openFresh(finalPath: string, exclusive: boolean): Promise<Upload> {
     const temp = path.join(path.dirname(finalPath), `${TEMP_PREFIX}${randomBytes(8).toString('hex')}${TEMP_SUFFIX}`);
     const fh = await this.#fs(() => fs.open(temp, 'wx', 0o644));
+    // Where the temp file is now: its folder may have been renamed while the upload ran.
+    let at = temp;
+    const locate = async (): Promise<void> => {
+      at = (await openFilePath(fh, path.basename(temp))) ?? at;
+    };
     return new LocalUpload(fh, 0, {
       async commit() {
         await fh.sync();
+        await locate();
         await fh.close();
         if (!exclusive) return fs.rename(temp, finalPath);
         try {
@@ -576,7 +582,9 @@ export class LocalStorage implements Storage, TableListing {
         await fs.unlink(temp).catch(() => undefined);
       },
       async discard() {
-        await fs.unlink(temp).catch(() => undefined);
+        await locate();
+        await fh.close();
+        await fs.unlink(at).catch(() => undefined);
       },
     });
   }
@@ -606,17 +614,39 @@ export class LocalStorage implements Storage, TableListing {
         await fh.sync();
         await fh.close();
       },
-      // The client asked for resume semantics: what was written stays.
-      async discard() {},
+      // The client asked for resume semantics: what was written stays, and a resumed STOR (REST)
+      // that failed is cut where its bytes end, as a completed one is, so a client resuming from
+      // SIZE never takes an old tail for its own.
+      async discard(position) {
+        try {
+          if (position !== null) await fh.truncate(position);
+        } finally {
+          await fh.close();
+        }
+      },
     });
   }
+}
+
+/**
+ * The path of an open file as the kernel has it now (Linux: /proc/self/fd),
+ * when its name is still `name`; undefined elsewhere, once closed, or when it
+ * was deleted or renamed.
+ */
+async function openFilePath(fh: FileHandle, name: string): Promise<string | undefined> {
+  if (fh.fd < 0) return undefined;
+  const now = await fs.readlink(`/proc/self/fd/${fh.fd}`).catch(() => undefined);
+  return now && path.basename(now) === name ? now : undefined;
 }
 
 interface UploadHooks {
   /** Make the bytes final; the handle is still open, and must be closed by the hook. */
   commit(position: number | null): Promise<void>;
-  /** Throw away what the upload left behind; the handle is already closed. */
-  discard(): Promise<void>;
+  /**
+   * Throw away what the upload left behind (`position`: where its bytes end,
+   * null when appending). The handle may still be open, and is closed here.
+   */
+  discard(position: number | null): Promise<void>;
 }
 
 /**
@@ -702,8 +732,8 @@ class LocalUpload implements Upload {
   abort(): Promise<void> {
     this.#settled ??= (async () => {
       this.stream.destroy();
+      await this.hooks.discard(this.stream.position).catch(() => undefined);
       await this.fh.close().catch(() => undefined);
-      await this.hooks.discard();
     })();
     return this.#settled.catch(() => undefined);
   }
@@ -717,8 +747,8 @@ class LocalUpload implements Upload {
     } catch (error) {
       this.#failure ??= toStorageError(error);
       this.stream.destroy();
+      await this.hooks.discard(this.stream.position).catch(() => undefined);
       await this.fh.close().catch(() => undefined);
-      await this.hooks.discard();
       throw this.#failure;
     }
   }

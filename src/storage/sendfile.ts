@@ -136,7 +136,7 @@ export function sendfile(
  * on a helper thread (read, then write, 512 KiB at a time), until the client
  * ends the connection. At most `room` bytes are written: a read that would
  * pass it is not, and the promise rejects with the quota error (552). Resolves
- * with the bytes written; rejects with the socket's errno (a reset is
+ * with the bytes written (also told to `wrote`, first, on every end); rejects with the socket's errno (a reset is
  * ECONNRESET, never an end), a StorageError for the file's (ENOSPC…), or the
  * abort reason. Undefined, having done nothing, when the socket or process
  * cannot take this path. Nobody else may read the socket meanwhile.
@@ -147,6 +147,7 @@ export function receiveIntoFile(
   room: number,
   signal: AbortSignal,
   progress: (bytes: number) => void,
+  wrote: (bytes: number) => void,
 ): Promise<number> | undefined {
   const native = nativeHelper();
   const socketFd = typeof native?.receive === 'function' ? plainSocketFd(source) : -1;
@@ -159,6 +160,8 @@ export function receiveIntoFile(
     progress,
     (done) => native!.receive(socketFd, file.fd, file.position ?? -1, limit, done),
     ({ errno, moved, flags, socketClosed }) => {
+      // Whatever the end, these bytes are in the file (a failed resume is cut after them).
+      wrote(moved);
       if (flags & PAST_LIMIT) throw overUploadLimit();
       if (errno !== 0) throw flags & FILE_ERROR ? toStorageError(errnoError(errno, 'write')) : errnoError(errno, 'read');
       // The client's end, read by the thread: every byte before it is in the file (Node may have closed the socket since).

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { binaryClient, epsvConnection, sendInPieces, storeResumed } from '../helpers/clients.js';
@@ -136,6 +136,43 @@ describe('uploads over plain data connections', () => {
     // Passive data sockets are not read by Node before the transfer: the thread found each one queued, FIN included.
     assert.equal(transferThreads().started - threads, nativeStatus().available ? 30 : 0);
     c.close();
+  });
+
+  test('a resumed STOR (REST) that fails is cut where its bytes end: no stale tail behind the new bytes', async () => {
+    const c = await binaryClient(t.port);
+    const base = randomBytes(3_000_000);
+    await writeFile(join(t.root, 'resumed.bin'), base);
+    const fresh = randomBytes(700_000);
+    assert.match(await c.cmd('REST 1000000'), /^350 /);
+    const data = await epsvConnection(c);
+    assert.match(await c.cmd('STOR resumed.bin'), /^150 /);
+    await new Promise<void>((resolve, reject) => data.write(fresh, (error) => (error ? reject(error) : resolve())));
+    await new Promise((r) => setTimeout(r, 100));
+    data.resetAndDestroy();
+    assert.match(await c.reply(), /^426 /);
+    const stored = await readFile(join(t.root, 'resumed.bin'));
+    assert.ok(stored.length >= 1_000_000 && stored.length <= 1_700_000, `size ${stored.length}`);
+    assert.equal(sha1(stored), sha1(Buffer.concat([base.subarray(0, 1_000_000), fresh.subarray(0, stored.length - 1_000_000)])));
+    assert.match(await c.cmd('SIZE resumed.bin'), new RegExp(`^213 ${stored.length}`));
+    c.close();
+  });
+
+  test('an upload whose folder is renamed meanwhile fails and leaves no temp file behind', async () => {
+    await mkdir(join(t.root, 'moving'), { recursive: true });
+    const c = await binaryClient(t.port);
+    const other = await binaryClient(t.port);
+    const data = await epsvConnection(c);
+    assert.match(await c.cmd('STOR moving/big.bin'), /^150 /);
+    await new Promise<void>((resolve, reject) => data.write(randomBytes(300_000), (error) => (error ? reject(error) : resolve())));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.match(await other.cmd('RNFR moving'), /^350 /);
+    assert.match(await other.cmd('RNTO moved'), /^250 /);
+    data.end(randomBytes(1000));
+    assert.match(await c.reply(), /^550 /);
+    assert.deepEqual(await readdir(join(t.root, 'moved')), []);
+    assert.match(await other.cmd('RMD moved'), /^250 /);
+    c.close();
+    other.close();
   });
 
   test('a reset that lands while the data is still queued on the server is a 426, never a commit', async () => {

@@ -145,7 +145,7 @@ describe('receiveIntoFile()', { skip: !nativeStatus().available && 'native helpe
       await fh.write(Buffer.from('head'), 0, 4, 0);
       const bytes = randomBytes(2 * 1024 * 1024 + 3);
       let progressed = 0;
-      const job = receiveIntoFile(server, { fd: fh.fd, position: 4 }, Infinity, new AbortController().signal, (n) => (progressed += n));
+      const job = receiveIntoFile(server, { fd: fh.fd, position: 4 }, Infinity, new AbortController().signal, (n) => (progressed += n), () => undefined);
       assert.ok(job, 'a thread was started');
       client.end(bytes);
       assert.equal(await job, bytes.length);
@@ -157,7 +157,7 @@ describe('receiveIntoFile()', { skip: !nativeStatus().available && 'native helpe
 
   test('stops before a read that would pass the room: 552 quota error, that read not written', async () => {
     await withTarget(async ({ server, client }, fh) => {
-      const job = receiveIntoFile(server, { fd: fh.fd, position: 0 }, 100_000, new AbortController().signal, () => undefined)!;
+      const job = receiveIntoFile(server, { fd: fh.fd, position: 0 }, 100_000, new AbortController().signal, () => undefined, () => undefined)!;
       client.write(Buffer.alloc(60_000, 1));
       await new Promise((r) => setTimeout(r, 50));
       client.end(Buffer.alloc(60_000, 2));
@@ -170,19 +170,19 @@ describe('receiveIntoFile()', { skip: !nativeStatus().available && 'native helpe
 
   test('a reset is ECONNRESET, never an end; an abort and a socket closed under it reject too', async () => {
     await withTarget(async ({ server, client }, fh) => {
-      const job = receiveIntoFile(server, { fd: fh.fd, position: 0 }, Infinity, new AbortController().signal, () => undefined)!;
+      const job = receiveIntoFile(server, { fd: fh.fd, position: 0 }, Infinity, new AbortController().signal, () => undefined, () => undefined)!;
       await new Promise<void>((resolve) => client.write(Buffer.alloc(500_000), () => resolve()));
       client.resetAndDestroy();
       await assert.rejects(job, { code: 'ECONNRESET' });
     });
     await withTarget(async ({ server }, fh) => {
       const abort = new AbortController();
-      const job = receiveIntoFile(server, { fd: fh.fd, position: 0 }, Infinity, abort.signal, () => undefined)!;
+      const job = receiveIntoFile(server, { fd: fh.fd, position: 0 }, Infinity, abort.signal, () => undefined, () => undefined)!;
       abort.abort(new Error('ABOR'));
       await assert.rejects(job, /ABOR/);
     });
     await withTarget(async ({ server }, fh) => {
-      const job = receiveIntoFile(server, { fd: fh.fd, position: 0 }, Infinity, new AbortController().signal, () => undefined)!;
+      const job = receiveIntoFile(server, { fd: fh.fd, position: 0 }, Infinity, new AbortController().signal, () => undefined, () => undefined)!;
       server.destroy();
       await assert.rejects(job, { code: 'ERR_STREAM_PREMATURE_CLOSE' });
     });
