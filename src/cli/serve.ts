@@ -104,16 +104,19 @@ async function openUsers(file: string, options?: FileUserStoreOptions): Promise<
 }
 
 /**
- * root and state_dir, where they exist, must be folders: a state_dir that is
- * a file would leave bans in memory only (each write failing), a root that is
- * one cannot be served.
+ * root and state_dir must be folders, or lie under one: a state_dir that is (or
+ * is under) a file would leave bans in memory only (each write failing), a
+ * root that is one cannot be served.
  */
 function foldersUsable(config: MoatConfig): void {
   for (const [key, folder] of [
     ['root', config.root],
     ['state_dir', config.state_dir],
   ] as const) {
-    if (existsSync(folder) && !statSync(folder).isDirectory()) throw new CliError(`${key} ${folder} is not a folder`);
+    // The folder itself, or the nearest part of its path that exists (it is created below that).
+    let at = resolve(folder);
+    while (!existsSync(at) && dirname(at) !== at) at = dirname(at);
+    if (!statSync(at).isDirectory()) throw new CliError(at === resolve(folder) ? `${key} ${folder} is not a folder` : `${key} ${folder}: ${at} is not a folder`);
   }
 }
 

@@ -98,8 +98,8 @@ export function tlsCommands(layer: TlsLayer): CommandSpec[] {
  * the per-user `tls_control` override (users.lookup) lets a user through, and
  * an unknown name gets the server's policy, the same reply as a user who needs
  * TLS. Where the server does not, a user whose own override requires TLS is
- * stopped at PASS instead, as a failed login (delayed, scored): answering at
- * USER would tell, for free, which names exist.
+ * stopped at PASS instead, as an ordinary failed login (delayed, scored, the
+ * same 530 text): any other answer would tell which names exist.
  */
 export function wrapLoginCommand(layer: TlsLayer, spec: CommandSpec): CommandSpec {
   if (spec.name === 'USER') {
@@ -142,7 +142,8 @@ export function wrapLoginCommand(layer: TlsLayer, spec: CommandSpec): CommandSpe
               event: 'plaintext-login-refused',
               detail: 'PASS on a clear control connection; this user needs TLS',
             });
-            return failed(session, name, 'TLS required for this user', TLS_REQUIRED_TEXT);
+            // The reply is the one a wrong password gets: another would tell which names exist (and need TLS).
+            return failed(session, name, 'TLS required for this user');
           }
         }
         return spec.handler(session, arg);

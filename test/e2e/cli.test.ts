@@ -208,6 +208,7 @@ describe('moat CLI: check-config', () => {
       ['state_dir', '--state-dir'],
     ]) {
       cases.push([[flag, join(dir, 'a-file')], new RegExp(`^moat: ${key} .*a-file is not a folder`, 'm')]);
+      cases.push([[flag, join(dir, 'a-file', 'sub')], new RegExp(`^moat: ${key} .*a-file/sub: .*a-file is not a folder`, 'm')]);
     }
     for (const [flags, expected] of cases) {
       const r = await moat(['check-config', ...common, ...flags]);

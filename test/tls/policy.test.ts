@@ -75,7 +75,7 @@ describe('TLS policy and RFC 4217 commands', { concurrency: 1 }, () => {
     c.close();
   });
 
-  test('TLS optional on the server, required for one user: USER tells nothing, PASS in clear is a failed login', async () => {
+  test('TLS optional on the server, required for one user: neither USER nor PASS tells which names exist; PASS in clear is a failed login', async () => {
     const o = await startTlsServer({ implicit: false, config: { tls: { control: 'optional' }, guard: { failed_login_delay_ms: 0 } } });
     try {
       setUserTls(o, 'bob', { tls_control: 'required' });
@@ -85,10 +85,17 @@ describe('TLS policy and RFC 4217 commands', { concurrency: 1 }, () => {
       const replies = [await c.cmd('USER bob'), await c.cmd('USER nosuchuser'), await c.cmd('USER alice')];
       assert.deepEqual(new Set(replies).size, 1, replies.join(' | '));
       assert.match(replies[0]!, /^331 /);
+      // PASS in clear: the answer a wrong password or an unknown name gets, and the password is not checked.
       assert.match(await c.cmd('USER bob'), /^331 /);
-      assert.match(await c.cmd(`PASS ${PASSWORD}`), TLS_REQUIRED);
+      const bob = await c.cmd(`PASS ${PASSWORD}`);
+      assert.match(await c.cmd('USER nosuchuser'), /^331 /);
+      assert.equal(await c.cmd(`PASS ${PASSWORD}`), bob);
+      assert.match(bob, /^530 Login incorrect/);
       assert.ok(o.eventsNamed('security').some((e) => e.event === 'plaintext-login-refused' && e.user === 'bob'));
-      assert.deepEqual(o.eventsNamed('login-failed').map((e) => [e.user, e.reason]), [['bob', 'TLS required for this user']]);
+      assert.deepEqual(o.eventsNamed('login-failed').map((e) => [e.user, e.reason]), [
+        ['bob', 'TLS required for this user'],
+        ['nosuchuser', 'bad credentials'],
+      ]);
       assert.match(await c.cmd('USER alice'), /^331 /);
       assert.match(await c.cmd(`PASS ${PASSWORD}`), /^230 /);
       c.close();
