@@ -75,7 +75,11 @@ static int wait_ready(job_t *job, short events) {
   return 1;
 }
 
-/* Writes all of buf[0..n) at job->offset (or the file's end), moving the offset on. */
+/*
+ * Writes all of buf[0..n) at job->offset (or the file's end), moving the
+ * offset on and counting each write: after a failed one (ENOSPC) the count
+ * is still exactly what reached the file.
+ */
 static int write_all(job_t *job, const char *buf, size_t n) {
   while (n > 0) {
     ssize_t w = job->offset >= 0 ? pwrite(job->file, buf, n, job->offset) : write(job->file, buf, n);
@@ -88,6 +92,7 @@ static int write_all(job_t *job, const char *buf, size_t n) {
     buf += w;
     n -= (size_t)w;
     if (job->offset >= 0) job->offset += w;
+    atomic_fetch_add(&job->sent, w);
   }
   return 1;
 }
@@ -124,7 +129,6 @@ static void receive_all(job_t *job) {
     }
     if (!write_all(job, buf, (size_t)n)) break;
     if (job->remaining >= 0) job->remaining -= n;
-    atomic_fetch_add(&job->sent, n);
   }
   free(buf);
 }

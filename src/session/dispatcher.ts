@@ -72,6 +72,6 @@ export async function dispatch(session: Session, line: string, utf8 = true): Pro
   if (usesRest) session.restOffset = 0;
   if (!result) return;
   // A refusal a handler answers itself is logged like a thrown one.
-  if (result.code >= 400) session.server.events.emit('refused', { ...session.actor, command: verb.slice(0, 16), code: result.code, reason: result.lines[0] ?? '' });
+  if (result.code >= 400) session.server.events.emit('refused', { ...session.actor, command: logged, code: result.code, reason: result.lines[0] ?? '' });
   session.send(result);
 }

@@ -615,11 +615,12 @@ export class LocalStorage implements Storage, TableListing {
         await fh.close();
       },
       // The client asked for resume semantics: what was written stays, and a resumed STOR (REST)
-      // that failed is cut where its bytes end, as a completed one is, so a client resuming from
-      // SIZE never takes an old tail for its own.
+      // that failed after writing is cut where its bytes end, as a completed one is, so a client
+      // resuming from SIZE never takes an old tail for its own. One that wrote nothing (no data
+      // connection, ABOR before the first byte) leaves the file as it was.
       async discard(position) {
         try {
-          if (position !== null) await fh.truncate(position);
+          if (position !== null && offset !== null && position > offset) await fh.truncate(position);
         } finally {
           await fh.close();
         }

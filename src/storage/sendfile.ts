@@ -42,7 +42,8 @@ interface Finished {
  * Runs one native job (see native/sendfile.c) to its end: `progress` as bytes
  * move, the job cancelled when `signal` aborts or `socket` closes, and the
  * thread's report handed to `settle`, whose result (or throw) the promise
- * takes. Undefined, having done nothing, when no thread could be had.
+ * takes unless `signal` aborted (then its reason). Undefined, having done
+ * nothing, when no thread could be had.
  */
 function runJob<T>(
   native: NativeHelper,
@@ -84,14 +85,16 @@ function runJob<T>(
       signal.removeEventListener('abort', stop);
       socket.off('close', onClose);
       report(moved);
-      if (signal.aborted) reject(signal.reason ?? new Error('aborted'));
-      else {
-        try {
-          resolve(settle({ errno, moved, flags, socketClosed }));
-        } catch (error) {
-          reject(error);
-        }
+      // settle runs on every end (a receive's `wrote` must hear of the bytes an abort left in the file); an abort wins.
+      let result: T;
+      try {
+        result = settle({ errno, moved, flags, socketClosed });
+      } catch (error) {
+        reject(signal.aborted ? (signal.reason ?? new Error('aborted')) : error);
+        return;
       }
+      if (signal.aborted) reject(signal.reason ?? new Error('aborted'));
+      else resolve(result);
     };
   });
 }
@@ -136,9 +139,9 @@ export function sendfile(
  * on a helper thread (read, then write, 512 KiB at a time), until the client
  * ends the connection. At most `room` bytes are written: a read that would
  * pass it is not, and the promise rejects with the quota error (552). Resolves
- * with the bytes written (also told to `wrote`, first, on every end); rejects with the socket's errno (a reset is
- * ECONNRESET, never an end), a StorageError for the file's (ENOSPC…), or the
- * abort reason. Undefined, having done nothing, when the socket or process
+ * with the bytes written, which `wrote` hears of first on every end, aborts
+ * included; rejects with the socket's errno (a reset is ECONNRESET, never an
+ * end), a StorageError for the file's (ENOSPC…), or the abort reason. Undefined, having done nothing, when the socket or process
  * cannot take this path. Nobody else may read the socket meanwhile.
  */
 export function receiveIntoFile(

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { binaryClient, epsvConnection, sendInPieces, storeResumed } from '../helpers/clients.js';
+import { binaryClient, epsvConnection, type RawClient, sendInPieces, storePastLimit, storeResumed } from '../helpers/clients.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { sha1 } from '../helpers/files.js';
 import { nativeStatus } from '../../src/storage/native.js';
@@ -16,6 +17,27 @@ import { transferThreads } from '../../src/storage/sendfile.js';
  */
 describe('uploads over plain data connections', () => {
   let t: TestServer;
+
+  /**
+   * REST 1000000 + STOR of 700,000 new bytes over a 3,000,000-byte file, then
+   * `cut` (with the data connection) makes it fail. The stored file is the old
+   * head and a prefix of the new bytes, never the old tail behind them.
+   */
+  async function failedResume(c: RawClient, name: string, cut: (data: Socket) => Promise<void>): Promise<Buffer> {
+    const base = randomBytes(3_000_000);
+    await writeFile(join(t.root, name), base);
+    const fresh = randomBytes(700_000);
+    assert.match(await c.cmd('REST 1000000'), /^350 /);
+    const data = await epsvConnection(c);
+    assert.match(await c.cmd(`STOR ${name}`), /^150 /);
+    await new Promise<void>((resolve, reject) => data.write(fresh, (error) => (error ? reject(error) : resolve())));
+    await new Promise((r) => setTimeout(r, 150));
+    await cut(data);
+    const stored = await readFile(join(t.root, name));
+    assert.ok(stored.length >= 1_000_000 && stored.length <= 1_700_000, `size ${stored.length}`);
+    assert.equal(sha1(stored), sha1(Buffer.concat([base.subarray(0, 1_000_000), fresh.subarray(0, stored.length - 1_000_000)])));
+    return stored;
+  }
   before(async () => {
     t = await startServer({ config: { limits: { max_upload_size: 4 * 1024 * 1024 } } });
   });
@@ -39,13 +61,7 @@ describe('uploads over plain data connections', () => {
 
   test('an upload over limits.max_upload_size is refused with 552 mid-stream and leaves no file', async () => {
     const c = await binaryClient(t.port);
-    const data = await epsvConnection(c);
-    assert.match(await c.cmd('STOR big.bin'), /^150 /);
-    void sendInPieces(data, randomBytes(6 * 1024 * 1024)).catch(() => undefined);
-    assert.match(await c.reply(), /^552 /);
-    data.destroy();
-    assert.match(await c.cmd('NOOP'), /^200 /, 'the session goes on');
-    assert.ok(!(await readdir(t.root)).some((name) => name.includes('big.bin')), 'nothing left behind, temporary files included');
+    await storePastLimit(c, t.root, 'big.bin', 6 * 1024 * 1024);
     c.close();
   });
 
@@ -140,20 +156,34 @@ describe('uploads over plain data connections', () => {
 
   test('a resumed STOR (REST) that fails is cut where its bytes end: no stale tail behind the new bytes', async () => {
     const c = await binaryClient(t.port);
-    const base = randomBytes(3_000_000);
-    await writeFile(join(t.root, 'resumed.bin'), base);
-    const fresh = randomBytes(700_000);
-    assert.match(await c.cmd('REST 1000000'), /^350 /);
-    const data = await epsvConnection(c);
-    assert.match(await c.cmd('STOR resumed.bin'), /^150 /);
-    await new Promise<void>((resolve, reject) => data.write(fresh, (error) => (error ? reject(error) : resolve())));
-    await new Promise((r) => setTimeout(r, 100));
-    data.resetAndDestroy();
-    assert.match(await c.reply(), /^426 /);
-    const stored = await readFile(join(t.root, 'resumed.bin'));
-    assert.ok(stored.length >= 1_000_000 && stored.length <= 1_700_000, `size ${stored.length}`);
-    assert.equal(sha1(stored), sha1(Buffer.concat([base.subarray(0, 1_000_000), fresh.subarray(0, stored.length - 1_000_000)])));
+    const stored = await failedResume(c, 'resumed.bin', async (data) => {
+      data.resetAndDestroy();
+      assert.match(await c.reply(), /^426 /);
+    });
     assert.match(await c.cmd('SIZE resumed.bin'), new RegExp(`^213 ${stored.length}`));
+    c.close();
+  });
+
+  test('a resumed STOR aborted after writing keeps its bytes and is cut after them; one aborted before any byte leaves the file as it was', async () => {
+    const c = await binaryClient(t.port);
+    const base = randomBytes(3_000_000);
+    await writeFile(join(t.root, 'aborted.bin'), base);
+    // ABOR before the client ever connected: nothing written, nothing cut.
+    assert.match(await c.cmd('REST 1000000'), /^350 /);
+    assert.match(await c.cmd('EPSV'), /^229 /);
+    assert.match(await c.cmd('STOR aborted.bin'), /^150 /);
+    c.write('ABOR\r\n');
+    assert.match(await c.reply(), /^426 /);
+    assert.match(await c.reply(), /^226 /);
+    assert.equal(sha1(await readFile(join(t.root, 'aborted.bin'))), sha1(base));
+    // ABOR once bytes are in: they stay, and nothing of the old tail behind them.
+    const stored = await failedResume(c, 'aborted.bin', async (data) => {
+      c.write('ABOR\r\n');
+      assert.match(await c.reply(), /^426 /);
+      assert.match(await c.reply(), /^226 /);
+      data.destroy();
+    });
+    assert.ok(stored.length > 1_000_000, `size ${stored.length}`);
     c.close();
   });
 

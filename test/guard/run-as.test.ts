@@ -45,6 +45,22 @@ function serve(args: string[]): Promise<{ child: ChildProcess; port: number; std
   });
 }
 
+/** `moat serve --run-as nobody` with its users file (alice), state folder and log file under `base`. */
+async function serveAsNobody(base: string, root: string, extra: string[] = []) {
+  await mkdir(base, { recursive: true });
+  const usersFile = join(base, 'users.json');
+  const users = await FileUserStore.open(usersFile);
+  await users.add('alice', PASSWORD, { home: '.', permissions: 'elradfmwMT' });
+  await users.save();
+  const stateDir = join(base, 'state');
+  const logFile = join(base, 'moat.log');
+  const started = await serve([
+    '--listen', '127.0.0.1:0', '--root', root, '--users', usersFile, '--state-dir', stateDir,
+    '--pasv-ports', passiveRange(), '--log-file', logFile, '--run-as', 'nobody', ...extra,
+  ]);
+  return { started, stateDir, logFile };
+}
+
 describe('privileges', { skip }, () => {
   let dir: string;
   let child: ChildProcess | undefined;
@@ -62,16 +78,7 @@ describe('privileges', { skip }, () => {
     const root = join(dir, 'root');
     await mkdir(root);
     await chown(root, nobody.uid, nobody.gid);
-    const usersFile = join(dir, 'users.json');
-    const users = await FileUserStore.open(usersFile);
-    await users.add('alice', PASSWORD, { home: '.', permissions: 'elradfmwMT' });
-    await users.save();
-    const stateDir = join(dir, 'state');
-    const logFile = join(dir, 'moat.log');
-    const started = await serve([
-      '--listen', '127.0.0.1:0', '--root', root, '--users', usersFile, '--state-dir', stateDir,
-      '--pasv-ports', passiveRange(), '--log-file', logFile, '--run-as', 'nobody',
-    ]);
+    const { started, stateDir, logFile } = await serveAsNobody(dir, root);
     child = started.child;
     const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
     const uids = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(status)!.slice(1).map(Number);
@@ -101,17 +108,7 @@ describe('privileges', { skip }, () => {
   test('run_as with Moat\'s own self-signed certificate: handed to the user, so SIGHUP reloads it', async () => {
     const nobody = resolveRunAs('nobody');
     const base = join(dir, 'selfsigned');
-    const usersFile = join(base, 'users.json');
-    await mkdir(base, { recursive: true });
-    const users = await FileUserStore.open(usersFile);
-    await users.add('alice', PASSWORD, { home: '.', permissions: 'elr' });
-    await users.save();
-    const stateDir = join(base, 'state');
-    const logFile = join(base, 'moat.log');
-    const started = await serve([
-      '--listen', '127.0.0.1:0', '--root', join(base, 'root'), '--users', usersFile, '--state-dir', stateDir,
-      '--pasv-ports', passiveRange(), '--log-file', logFile, '--run-as', 'nobody', '--tls-self-signed',
-    ]);
+    const { started, stateDir, logFile } = await serveAsNobody(base, join(base, 'root'), ['--tls-self-signed']);
     child = started.child;
     for (const path of ['tls', 'tls/cert.pem', 'tls/key.pem']) assert.equal((await stat(join(stateDir, path))).uid, nobody.uid, path);
     // A renewed pair written into the same files (as a renewal job running as root would), then SIGHUP.

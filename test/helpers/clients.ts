@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { Client } from 'basic-ftp';
@@ -29,6 +31,22 @@ export async function storeResumed(c: RawClient, name: string, data: Buffer, at:
     await sendInPieces(socket, data.subarray(from, to));
     expectReply(await c.reply(), 226);
   }
+}
+
+/**
+ * STOR `name` with `bytes` random bytes, past the server's max_upload_size:
+ * 552 mid-stream, the session goes on, and nothing (temp file included) is
+ * left in `root`.
+ */
+export async function storePastLimit(c: RawClient, root: string, name: string, bytes: number): Promise<void> {
+  const data = await epsvConnection(c);
+  expectReply(await c.cmd(`STOR ${name}`), 150);
+  void sendInPieces(data, randomBytes(bytes)).catch(() => undefined);
+  expectReply(await c.reply(), 552);
+  data.destroy();
+  expectReply(await c.cmd('NOOP'), 200);
+  const left = (await readdir(root)).filter((entry) => entry.includes(name));
+  if (left.length) throw new Error(`left behind after 552: ${left.join(', ')}`);
 }
 
 function expectReply(reply: string, code: number): void {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { nativeStatus } from '../../src/storage/native.js';
 import { transferThreads } from '../../src/storage/sendfile.js';
-import { binaryClient, epsvConnection, sendInPieces, storeResumed } from '../helpers/clients.js';
+import { binaryClient, storePastLimit, storeResumed } from '../helpers/clients.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { sha1 } from '../helpers/files.js';
 
@@ -59,13 +59,7 @@ describe('without the native helper, limits.max_upload_size', () => {
     const t = await startServer({ config: { limits: { max_upload_size: 1024 * 1024 } } });
     try {
       const c = await binaryClient(t.port);
-      const data = await epsvConnection(c);
-      assert.match(await c.cmd('STOR over.bin'), /^150 /);
-      void sendInPieces(data, randomBytes(3 * 1024 * 1024)).catch(() => undefined);
-      assert.match(await c.reply(), /^552 /);
-      data.destroy();
-      assert.match(await c.cmd('NOOP'), /^200 /);
-      assert.ok(!(await fs.readdir(t.root)).some((name) => name.includes('over.bin')));
+      await storePastLimit(c, t.root, 'over.bin', 3 * 1024 * 1024);
       c.close();
     } finally {
       await t.close();
