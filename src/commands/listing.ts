@@ -14,6 +14,7 @@ import type { Session } from '../session/session.js';
 import { nativeLines } from '../listing/native-lines.js';
 import { runTransfer } from '../session/transfer.js';
 import { entryAt, fileInfo, tableLength } from '../storage/entry-table.js';
+import { tableHead } from '../storage/native-list.js';
 import type { EntryTable, FileInfo, TableListing, VirtualPath } from '../storage/types.js';
 import { basename, ROOT } from '../storage/vpath.js';
 import type { CommandSpec } from './types.js';
@@ -46,7 +47,9 @@ async function gather(session: Session, pathArg: string, showHidden: boolean): P
   const info = await storage.stat(path);
   if (info.kind !== 'dir') return { path, entries: [{ ...info, name: basename(path) }], showHidden, isDir: false };
   const limits = session.server.config.limits;
-  const options = { limit: limits.listing_max_entries };
+  const limit = limits.listing_max_entries;
+  // One entry past the limit is read to tell a folder that holds exactly `limit` entries from one that was cut.
+  const options = { limit: limit + 1 };
   const listTable = (storage as Partial<TableListing>).listTable?.bind(storage);
   // A listing past its deadline still runs in the storage: one per session, so a client cannot pile them up.
   if (stillListing.has(session)) throw new FtpError(451, 'The previous listing is still being read; try again later.', { logReason: 'listing still running' });
@@ -54,12 +57,15 @@ async function gather(session: Session, pathArg: string, showHidden: boolean): P
   const work: Promise<EntryTable | FileInfo[]> = (listTable ? listTable(path, options) : storage.list(path, options)).finally(() => stillListing.delete(session));
   const listed = await withinDeadline(work, limits.listing_timeout * 1000);
   const count = Array.isArray(listed) ? listed.length : tableLength(listed);
-  // Reaching the limit is taken as a cut (pure-ftpd does the same): the folder was not read further.
-  const truncatedTo = count >= limits.listing_max_entries ? limits.listing_max_entries : undefined;
+  const truncatedTo = count > limit ? limit : undefined;
   if (truncatedTo) session.server.events.emit('security', { ...session.actor, event: 'listing-truncated', detail: `${path}: first ${truncatedTo} entries read` });
-  if (!Array.isArray(listed)) return { path, entries: tableRows(listed, showHidden), table: listed, showHidden, isDir: true, truncatedTo };
-  const shown = showHidden ? listed : listed.filter((e) => !e.name.startsWith('.'));
-  shown.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  if (!Array.isArray(listed)) {
+    const table = tableHead(listed, limit);
+    return { path, entries: tableRows(table, showHidden), table, showHidden, isDir: true, truncatedTo };
+  }
+  listed.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const read = listed.slice(0, limit);
+  const shown = showHidden ? read : read.filter((e) => !e.name.startsWith('.'));
   return { path, entries: shown, showHidden, isDir: true, truncatedTo };
 }
 
@@ -90,7 +96,7 @@ async function withinDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
 /** A packed table's entries (sorted already), as one FileInfo refilled for each. */
 function* tableRows(t: EntryTable, showHidden: boolean): Generator<FileInfo> {
   const row = fileInfo('', 'file', 0, 0, 0, 0, '');
-  for (let i = 0; i < t.names.length; i++) {
+  for (let i = 0, n = tableLength(t); i < n; i++) {
     if (!showHidden && t.names[i]!.startsWith('.')) continue;
     if (entryAt(t, i, row)) yield row;
   }

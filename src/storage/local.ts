@@ -21,7 +21,7 @@ import {
 } from './types.js';
 import { errno, fail, toStorageError } from './errors.js';
 import { BufferSource, FileSource } from './file-source.js';
-import { entryAt, FIELDS, KIND_LINK, KINDS } from './entry-table.js';
+import { entryAt, FIELDS, KIND_LINK, KINDS, tableLength } from './entry-table.js';
 import { fsWorkers, type SmallRead } from './fs-workers.js';
 import { forgetPackedNames, nativeList } from './native-list.js';
 import { segments } from './vpath.js';
@@ -112,7 +112,7 @@ function exists(r: Resolved): Resolved {
 /** Every entry of a packed table that is still there, as FileInfo. */
 function tableInfos(t: EntryTable): FileInfo[] {
   const out: FileInfo[] = [];
-  for (let i = 0; i < t.names.length; i++) {
+  for (let i = 0, n = tableLength(t); i < n; i++) {
     const info = entryAt(t, i);
     if (info) out.push(info);
   }

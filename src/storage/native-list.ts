@@ -1,4 +1,5 @@
 import { getSystemErrorName } from 'node:util';
+import { FIELDS, tableLength } from './entry-table.js';
 import { nativeHelper } from './native.js';
 import type { EntryTable } from './types.js';
 
@@ -23,6 +24,27 @@ export function packedNamesOf(table: EntryTable): Buffer | undefined {
 /** The table's entries were changed (links resolved in place): its packed ids are stale. */
 export function forgetPackedNames(table: EntryTable): void {
   packedNames.delete(table);
+}
+
+/**
+ * The first `n` entries of a sorted table, sharing its memory (and its packed
+ * names, so the helper can still format it).
+ */
+export function tableHead(t: EntryTable, n: number): EntryTable {
+  if (tableLength(t) <= n) return t;
+  const head: EntryTable = {
+    nums: t.nums.subarray(0, n * FIELDS),
+    // Longer than the head: entries are counted by `nums` (tableLength), never by names.
+    get names() {
+      return t.names;
+    },
+    get uniques() {
+      return t.uniques;
+    },
+  };
+  const packed = packedNames.get(t);
+  if (packed) packedNames.set(head, packed);
+  return head;
 }
 
 /**
