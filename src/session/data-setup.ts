@@ -76,6 +76,11 @@ export class DataSetup {
     const active = this.active;
     this.passive = undefined;
     this.active = undefined;
+    if (signal.aborted) {
+      // An ABOR pipelined right behind the transfer command: no connection is waited for.
+      passive?.close();
+      throw new FtpError(426, 'Transfer aborted.', { logReason: 'aborted before the data connection' });
+    }
     const s = this.session;
     let socket: Socket;
     const closePassive = () => passive?.close();

@@ -51,6 +51,10 @@ const HTTP_REQUEST = /^(GET|HEAD|POST|PUT|DELETE|OPTIONS|CONNECT|PATCH|TRACE) \S
 /** Lines waiting their turn; past this the socket is paused (backpressure). */
 const MAX_QUEUED_LINES = 64;
 
+function verbOf(line: string): string {
+  return line.trimStart().split(' ', 1)[0]!.toUpperCase();
+}
+
 /** A queued line whose bytes were not UTF-8: refused (501) in its turn. */
 class NotUtf8 {
   constructor(readonly text: string) {}
@@ -329,8 +333,7 @@ export class Session implements LineSink {
       this.close('http request on the FTP port', 'destroy');
       return;
     }
-    const verb = text.trimStart().split(' ', 1)[0]!.toUpperCase();
-    if (this.transfer && this.server.commands.get(verb)?.duringTransfer) {
+    if (this.transfer && this.server.commands.get(verbOf(text))?.duringTransfer) {
       void this.run(text, utf8);
       return;
     }
@@ -391,6 +394,19 @@ export class Session implements LineSink {
   touch(): void {
     if (this.closed) return;
     this.lastActive = Date.now();
+  }
+
+  /**
+   * A transfer has just started (its 150 is out): an ABOR that the client sent
+   * right behind the transfer command, before the transfer existed, is taken
+   * now. Left in the queue it would only run after the transfer it was sent to
+   * stop, which first waits for a data connection that is not coming.
+   */
+  takeQueuedAbort(): void {
+    const next = this.queue?.[0];
+    if (typeof next !== 'string' || verbOf(next) !== 'ABOR') return;
+    this.queue!.shift();
+    void this.run(next);
   }
 
   /** Wait until the running transfer, if any, has sent its final reply. */

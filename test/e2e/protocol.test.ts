@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
@@ -179,6 +179,22 @@ describe('control connection protocol', () => {
     // Not held until timeouts.data_connect: nobody may connect to it after the abort.
     assert.ok(await refusesConnections(port), 'the passive port still accepts after ABOR');
     assert.equal(t.eventsNamed('download').at(-1)!.result, 'aborted');
+    c.close();
+  });
+
+  test('a transfer command and ABOR sent in one write: the transfer is aborted at once, replies in order', async () => {
+    const c = await RawClient.loggedIn(t.port);
+    for (const command of ['STOR piped-abort.bin', 'LIST']) {
+      const port = passivePort(await c.cmd('EPSV'));
+      // Before the fix the ABOR waited behind the transfer, which waited timeouts.data_connect (30 s) for a connection.
+      c.write(`${command}\r\nABOR\r\nNOOP\r\n`);
+      const replies = [];
+      for (let i = 0; i < 4; i++) replies.push((await c.reply()).slice(0, 3));
+      assert.deepEqual(replies, ['150', '426', '226', '200'], command);
+      assert.ok(await refusesConnections(port), `${command}: the passive port is given back`);
+    }
+    await assert.rejects(stat(join(t.root, 'piped-abort.bin')), { code: 'ENOENT' });
+    assert.equal(t.eventsNamed('upload').at(-1)!.result, 'aborted');
     c.close();
   });
 
