@@ -229,8 +229,14 @@ export class PassiveListener {
       s.destroy();
       return;
     }
+    if (s.remoteAddress === undefined) {
+      // Reset by its client before the server accepted it: there is no address to judge or report, and
+      // the client's own next connection may still come.
+      s.destroy();
+      return;
+    }
     if (!this.options.allowForeign && !sameHost(s.remoteAddress, this.options.peerAddress)) {
-      this.options.onForeign(s.remoteAddress ?? '');
+      this.options.onForeign(s.remoteAddress);
       s.destroy();
       return;
     }

@@ -34,6 +34,36 @@ describe('PassivePorts', () => {
     client.destroy();
   });
 
+  it('a connection already gone when accepted is neither reported as foreign nor taken: the listener waits on', async () => {
+    const port = await freePort();
+    const ports = new PassivePorts(port, port, 10);
+    const foreign: string[] = [];
+    const listener = await ports.listen('127.0.0.1', { ...options, onForeign: (ip) => foreign.push(ip) });
+    // A socket whose peer address can no longer be read, as accept() returns one reset in the queue.
+    const other = createServer();
+    const sockets: Socket[] = [];
+    try {
+      await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+      const accepted = new Promise<Socket>((r) => other.once('connection', r));
+      sockets.push(connect({ port: (other.address() as { port: number }).port, host: '127.0.0.1' }));
+      const dead = await accepted;
+      dead.destroy();
+      await new Promise((r) => dead.once('close', r));
+      assert.equal(dead.remoteAddress, undefined);
+      listener.onConnection(dead);
+      assert.deepEqual(foreign, [], 'nothing to report: no address');
+      const client = await connected(port);
+      sockets.push(client);
+      const taken = await listener.take();
+      sockets.push(taken);
+      assert.equal(taken.remotePort, client.localPort, 'the next connection is the one taken');
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => other.close(r));
+      ports.close();
+    }
+  });
+
   it('a port whose connection arrived lingers and is taken by the next listener; a stray connection meanwhile is closed', async () => {
     const port = await freePort();
     const ports = new PassivePorts(port, port, 10, { lingerMs: 60_000, minIdle: 1 });
