@@ -6,6 +6,7 @@ import { checkHome, isCidr } from '../config/values.js';
 import { hashPassword, isPasswordHash, verifyDummy, verifyPassword, type PasswordVerifier } from './password.js';
 import { checkPermissions, parsePermissions } from './permissions.js';
 import { ALL_PERMISSIONS, ANONYMOUS_NAMES, type AuthContext, type User, type UserStore } from './types.js';
+import { lockFile, syncDirectory } from '../state/files.js';
 import { VerifyCache } from './verify-cache.js';
 
 /*
@@ -339,7 +340,9 @@ export class FileUserStore implements UserStore {
     } catch (err) {
       throw new UsersFileError(`cannot write users file ${this.file}: ${(err as Error).message}`);
     }
-    const release = await lockFile(`${this.file}.lock`);
+    const release = await lockFile(`${this.file}.lock`).catch((err: Error) => {
+      throw new UsersFileError(err.message);
+    });
     try {
       if (!sameStamp(await currentStamp(this.file), this.stamp)) {
         throw new UsersFileError(`users file ${this.file} was changed by another process since it was read; run the command again`);
@@ -400,46 +403,5 @@ export class FileUserStore implements UserStore {
     } catch (err) {
       throw new UserStoreError((err as Error).message);
     }
-  }
-}
-
-/** A lock older than this was left by a process that died while saving. */
-const STALE_LOCK_MS = 30_000;
-
-/**
- * Take `lock` (created with O_EXCL), waiting up to ~3 s for another saver;
- * resolves to its release. Saves take milliseconds, so a longer wait means a
- * stale lock (removed once old enough) or a stuck process (an error saying so).
- */
-async function lockFile(lock: string): Promise<() => Promise<void>> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const handle = await open(lock, 'wx', 0o600);
-      await handle.close();
-      return () => unlink(lock).catch(() => undefined);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new UsersFileError(`cannot lock ${lock}: ${(err as Error).message}`);
-    }
-    const age = await stat(lock).then((s) => Date.now() - s.mtimeMs, () => 0);
-    if (age > STALE_LOCK_MS) {
-      await unlink(lock).catch(() => undefined);
-      continue;
-    }
-    if (attempt >= 150) throw new UsersFileError(`${lock} is held by another process; run the command again (remove the file if no moat command is running)`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/** Make the rename itself durable. Best effort: some file systems refuse fsync on a directory. */
-async function syncDirectory(dir: string): Promise<void> {
-  try {
-    const handle = await open(dir, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    // The new content is in place either way; only durability across a crash is at stake.
   }
 }

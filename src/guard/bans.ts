@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chown, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { lockFile, syncDirectory } from '../state/files.js';
 import { canonicalIp } from './networks.js';
 
 /** One banned (or once-banned) address. Expired records are kept a while so repeat offences double. */
@@ -62,9 +63,9 @@ function parse(text: string): Map<string, BanRecord> {
  * when another process (`moat ban`) changed it. The server and `moat ban` both
  * write it: each keeps its own changes since its last write as a list of
  * edits and replays them onto a fresh read of the file when it changed, so
- * neither overwrites the other's bans. (Without a lock, a write landing
- * between one writer's read and its rename, a few milliseconds, can still be
- * lost.)
+ * neither overwrites the other's bans. Read, write and rename happen under a
+ * lock file (`bans.json.lock`), so no write lands between another writer's
+ * read and its rename.
  */
 export class BanStore {
   private records: Map<string, BanRecord>;
@@ -156,11 +157,23 @@ export class BanStore {
   async save(onUnreadable: (error: unknown) => void = () => undefined): Promise<void> {
     const dir = dirname(this.file);
     await mkdir(dir, { recursive: true });
-    await this.reloadIfChanged().catch(onUnreadable);
-    const written = [...this.edits];
+    const release = await lockFile(`${this.file}.lock`);
+    try {
+      await this.reloadIfChanged().catch(onUnreadable);
+      const written = [...this.edits];
+      await this.write(dir);
+      // Edits made while this write was in flight stay for the next one.
+      for (const [ip, edit] of written) if (this.edits.get(ip) === edit) this.edits.delete(ip);
+    } finally {
+      await release();
+    }
+  }
+
+  private async write(dir: string): Promise<void> {
     const body: BanFile = { version: 1, bans: this.list(0, true) };
     const temp = join(dir, `.bans.json.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-    const handle = await open(temp, 'wx', 0o644);
+    // 0600 like the users file: which addresses are banned, and why, is the operator's business.
+    const handle = await open(temp, 'wx', 0o600);
     try {
       try {
         await handle.writeFile(JSON.stringify(body, null, 2) + '\n');
@@ -177,9 +190,8 @@ export class BanStore {
       await rm(temp, { force: true });
       throw error;
     }
+    await syncDirectory(dir);
     this.stamp = await stampOf(this.file);
-    // Edits made while this write was in flight stay for the next one.
-    for (const [ip, edit] of written) if (this.edits.get(ip) === edit) this.edits.delete(ip);
   }
 
   private edit(ip: string, change: (records: Map<string, BanRecord>) => void): void {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { validateConfig } from '../../src/config/load.js';
@@ -107,6 +107,23 @@ describe('guard building blocks', () => {
     await cliAgain.save();
     const final = JSON.parse(await readFile(file, 'utf8')) as { bans: Array<{ ip: string }> };
     assert.deepEqual(final.bans.map((r) => r.ip), ['10.0.0.2', '10.0.0.4']);
+    });
+  });
+
+  test('BanStore: writers saving at the same moment lose none of each other’s bans; the file is 0600', async () => {
+    await inTempDir(async (dir) => {
+      const file = join(dir, 'bans.json');
+      await (await BanStore.open(file)).save();
+      for (let round = 0; round < 5; round++) {
+        // Each opened before any of the others wrote: every save finds the file changed under it.
+        const writers = await Promise.all(Array.from({ length: 6 }, () => BanStore.open(file)));
+        writers.forEach((w, i) => w.ban(`10.1.${round}.${i}`, 600, 'parallel'));
+        await Promise.all(writers.map((w) => w.save()));
+      }
+      const final = await BanStore.open(file);
+      assert.equal(final.list(0, true).length, 30, 'every ban of every writer is in the file');
+      assert.equal((await stat(file)).mode & 0o777, 0o600);
+      assert.deepEqual((await readdir(dir)).sort(), ['bans.json'], 'no lock or temp file left');
     });
   });
 
