@@ -397,12 +397,20 @@ export class Session implements LineSink {
   }
 
   /**
-   * A transfer has just started (its 150 is out): an ABOR that the client sent
-   * right behind the transfer command, before the transfer existed, is taken
-   * now. Left in the queue it would only run after the transfer it was sent to
-   * stop, which first waits for a data connection that is not coming.
+   * A transfer has just started (its 150 is out). If the client sent FIN while
+   * the command was being prepared, the transfer is given up at once, as
+   * `inputEnd` gives up one already waiting: nobody will connect, and its
+   * passive port, temp file and session would otherwise be held for
+   * data_connect. An ABOR that the client sent right behind the transfer
+   * command, before the transfer existed, is taken now: left in the queue it
+   * would only run after the transfer it was sent to stop.
    */
-  takeQueuedAbort(): void {
+  transferStarted(): void {
+    const t = this.transfer;
+    if (t && this.inputEnded && !t.connected) {
+      t.controller.abort(new SessionEnded('client closed'));
+      return;
+    }
     const next = this.queue?.[0];
     if (typeof next !== 'string' || verbOf(next) !== 'ABOR') return;
     this.queue!.shift();

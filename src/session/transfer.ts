@@ -46,7 +46,7 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
     session.data.requireReady();
     session.data.refuseClear();
     session.send(reply(150, job.opening));
-    session.takeQueuedAbort();
+    session.transferStarted();
     data = await openWithAbort(session, controller.signal);
     transfer.connected = true;
     // Held for the socket's whole life: between the steps of a transfer nobody else may be listening.

@@ -374,6 +374,25 @@ describe('control connection protocol', () => {
     });
   }
 
+  test('a transfer command followed at once by FIN gives up its passive port, temp file and session at once', async () => {
+    await writeFile(join(t.root, 'fin-retr.bin'), 'x');
+    for (const command of ['STOR fin-stor.bin', 'RETR fin-retr.bin', 'LIST']) {
+      const c = await RawClient.loggedIn(t.port);
+      const port = passivePort(await c.cmd('EPSV'));
+      const before = t.server.sessions.size;
+      // The FIN lands while the command is still being prepared (before its 150).
+      c.socket.end(`${command}\r\n`);
+      assert.ok(await c.waitClosed(5000), `${command}: the session ended`);
+      // Before the fix all three were held for timeouts.data_connect (30 s): a burst of these took every passive port.
+      const deadline = Date.now() + 3000;
+      while (t.server.sessions.size >= before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(t.server.sessions.size, before - 1, `${command}: gone from the registry`);
+      assert.ok(await refusesConnections(port), `${command}: the passive port is closed`);
+      c.close();
+    }
+    assert.deepEqual((await readdir(t.root)).filter((n) => n.startsWith('.moat-upload') || n === 'fin-stor.bin'), []);
+  });
+
   test('a transfer that outlives its control connection still counts as a session until it ends', async () => {
     const c = await binaryClient(t.port);
     const data = await epsvConnection(c);
