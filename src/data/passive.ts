@@ -249,6 +249,11 @@ export class PassiveListener {
     }
   }
 
+  /** Whether the client's connection has arrived (and was not given up). */
+  get arrived(): boolean {
+    return this.socket !== undefined && !this.socket.destroyed;
+  }
+
   /** The accepted data socket (waits for the client to connect). */
   accept(): Promise<Socket> {
     if (this.socket) return Promise.resolve(this.socket);

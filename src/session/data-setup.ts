@@ -25,6 +25,11 @@ export class DataSetup {
     return this.passive !== undefined || this.active !== undefined;
   }
 
+  /** A passive data connection is there, waiting for the transfer to take it. */
+  get arrived(): boolean {
+    return this.passive?.arrived === true;
+  }
+
   /**
    * A transfer without PASV/PORT is refused before anything happens: no 150,
    * no file created. Checked after the command's own checks (a missing file is
@@ -70,8 +75,9 @@ export class DataSetup {
    * Open the data connection for a transfer; the setup is used up either way.
    * An abort (ABOR, the session ending) gives the passive port or the pending
    * active connection back at once instead of at the data_connect timeout.
+   * `onArrived` runs once the TCP connection is there, before a TLS handshake.
    */
-  async open(signal: AbortSignal): Promise<Duplex> {
+  async open(signal: AbortSignal, onArrived: () => void = () => undefined): Promise<Duplex> {
     const passive = this.passive;
     const active = this.active;
     this.passive = undefined;
@@ -101,6 +107,7 @@ export class DataSetup {
       signal.removeEventListener('abort', closePassive);
     }
     socket.resume();
+    onArrived();
     if (s.protection === 'P') {
       if (!s.server.secureData) {
         socket.destroy();

@@ -398,16 +398,16 @@ export class Session implements LineSink {
 
   /**
    * A transfer has just started (its 150 is out). If the client sent FIN while
-   * the command was being prepared, the transfer is given up at once, as
-   * `inputEnd` gives up one already waiting: nobody will connect, and its
-   * passive port, temp file and session would otherwise be held for
-   * data_connect. An ABOR that the client sent right behind the transfer
+   * the command was being prepared and its data connection is not there, the
+   * transfer is given up at once, as `inputEnd` gives up one already waiting:
+   * nobody will connect now, and its passive port, temp file and session would
+   * otherwise be held for data_connect. An ABOR that the client sent right behind the transfer
    * command, before the transfer existed, is taken now: left in the queue it
    * would only run after the transfer it was sent to stop.
    */
   transferStarted(): void {
     const t = this.transfer;
-    if (t && this.inputEnded && !t.connected) {
+    if (t && this.inputEnded && !t.connected && !this.data.arrived) {
       t.controller.abort(new SessionEnded('client closed'));
       return;
     }

@@ -47,8 +47,9 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
     session.data.refuseClear();
     session.send(reply(150, job.opening));
     session.transferStarted();
-    data = await openWithAbort(session, controller.signal);
-    transfer.connected = true;
+    // Connected from the moment the client's TCP connection is there: a FIN on the control
+    // connection during the data connection's TLS handshake lets the transfer go on.
+    data = await openWithAbort(session, controller.signal, () => (transfer.connected = true));
     // Held for the socket's whole life: between the steps of a transfer nobody else may be listening.
     data.on('error', () => data?.destroy());
     if (stallMs > 0) {
@@ -108,11 +109,11 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
   finish();
 }
 
-function openWithAbort(session: Session, signal: AbortSignal): Promise<Duplex> {
+function openWithAbort(session: Session, signal: AbortSignal, onArrived: () => void): Promise<Duplex> {
   return new Promise((resolve, reject) => {
     const onAbort = () => reject(new FtpError(426, 'Transfer aborted.'));
     signal.addEventListener('abort', onAbort, { once: true });
-    session.data.open(signal).then(
+    session.data.open(signal, onArrived).then(
       (d) => {
         signal.removeEventListener('abort', onAbort);
         if (signal.aborted) {
