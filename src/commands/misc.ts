@@ -1,3 +1,4 @@
+import { hasPermission } from '../auth/types.js';
 import { FtpError, reply, type Reply } from '../session/reply.js';
 import type { Session } from '../session/session.js';
 import { statusLines } from './listing.js';
@@ -119,6 +120,8 @@ export const miscCommands: CommandSpec[] = [
       const t = session.transfer;
       if (t) return reply(213, `Status: ${t.command} ${t.path}, ${t.bytes} bytes transferred so far.`);
       if (arg.trim() === '') return serverStatus(session);
+      // STAT <path> is a listing over the control connection: it takes the list permission as LIST does.
+      if (!hasPermission(session.user!, 'l')) throw new FtpError(550, 'Permission denied.', { logReason: 'missing permission l' });
       const { lines, note } = await statusLines(session, arg);
       return reply(213, `Status of ${arg.trim()}:`, ...lines, `End of status${note}`);
     },

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { epsvConnection, RawClient } from '../helpers/clients.js';
@@ -162,6 +162,49 @@ describe('the library: listen() twice', () => {
       const c = await RawClient.loggedIn(t.port);
       assert.match(await c.cmd('NOOP'), /^200 /);
       c.close();
+    });
+  });
+});
+
+describe('permission letters that other commands must not get around', () => {
+  test('STAT <path> lists, so it needs l; RNTO onto an existing entry replaces it, so it needs d', async () => {
+    await withServer({}, async (t) => {
+      const home = join(t.root, 'shared');
+      await mkdir(join(home, 'sub'), { recursive: true });
+      await mkdir(join(home, 'empty-a'));
+      await mkdir(join(home, 'empty-b'));
+      await writeFile(join(home, 'keep.txt'), 'keep');
+      await writeFile(join(home, 'other.txt'), 'other');
+      await t.users.add('nolist', PASSWORD, { home: 'shared', permissions: 'erw' });
+      await t.users.add('nodelete', PASSWORD, { home: 'shared', permissions: 'elrfw' });
+      await t.users.add('full', PASSWORD, { home: 'shared', permissions: 'elrdfw' });
+      await t.users.save();
+
+      const nolist = await RawClient.loggedIn(t.port, 'nolist');
+      for (const path of ['/', 'sub', 'keep.txt', '-la .']) assert.match(await nolist.cmd(`STAT ${path}`), /^550 Permission denied/, `STAT ${path}`);
+      assert.match(await nolist.cmd('STAT'), /^211-/, 'the server status needs no permission');
+      nolist.close();
+
+      const nodelete = await RawClient.loggedIn(t.port, 'nodelete');
+      assert.match(await nodelete.cmd('RNFR other.txt'), /^350 /);
+      assert.match(await nodelete.cmd('RNTO keep.txt'), /^550 Permission denied/);
+      assert.match(await nodelete.cmd('RNFR empty-a'), /^350 /);
+      assert.match(await nodelete.cmd('RNTO empty-b'), /^550 Permission denied/);
+      assert.match(await nodelete.cmd('RNFR other.txt'), /^350 /);
+      assert.match(await nodelete.cmd('RNTO new-name.txt'), /^250 /, 'a rename to a free name needs no d');
+      assert.match(await nodelete.cmd('RNFR new-name.txt'), /^350 /);
+      assert.match(await nodelete.cmd('RNTO new-name.txt'), /^250 /, 'onto itself replaces nothing');
+      assert.match(await nodelete.cmd('STAT sub'), /^213-/);
+      nodelete.close();
+      assert.equal(await readFile(join(home, 'keep.txt'), 'utf8'), 'keep');
+      assert.ok((await stat(join(home, 'empty-b'))).isDirectory());
+      assert.ok(t.eventsNamed('refused').some((e) => e.code === 550 && /missing permission d/.test(String(e.reason))));
+
+      const full = await RawClient.loggedIn(t.port, 'full');
+      assert.match(await full.cmd('RNFR new-name.txt'), /^350 /);
+      assert.match(await full.cmd('RNTO keep.txt'), /^250 /, 'with d the target is replaced, as before');
+      full.close();
+      assert.equal(await readFile(join(home, 'keep.txt'), 'utf8'), 'other');
     });
   });
 });
