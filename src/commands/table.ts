@@ -27,8 +27,13 @@ export class CommandTable {
  */
 export const SECURITY_VERBS = new Set(['AUTH', 'ADAT', 'PBSZ', 'PROT', 'CCC', 'MIC', 'CONF', 'ENC']);
 
-/** Verbs we know of but deliberately do not implement: 502 rather than 500. */
+/**
+ * Verbs we know of but deliberately do not implement: 502 rather than 500. With
+ * the checksum extensions clients try (XCRC, XMD5, XSHA1, ..., HASH): a hash of
+ * a whole file on request is CPU a client could spend at will.
+ */
 export const UNIMPLEMENTED_VERBS = new Set([
   'SMNT', 'MAIL', 'MLFL', 'MSND', 'MSOM', 'MSAM', 'MRSQ', 'MRCP', 'XSEN', 'XSEM', 'LPRT', 'LPSV',
+  'XCRC', 'XMD5', 'MD5', 'MMD5', 'XSHA', 'XSHA1', 'XSHA256', 'XSHA512', 'HASH',
   ...SECURITY_VERBS,
 ]);

@@ -14,9 +14,9 @@ export async function dispatch(session: Session, line: string, utf8 = true): Pro
   const space = line.indexOf(' ');
   const verb = (space < 0 ? line : line.slice(0, space)).trim().toUpperCase();
   const arg = space < 0 ? '' : line.slice(space + 1);
-  // A line whose verb is not one (3-4 letters) is logged as '?': it may be a password sent on a line
-  // of its own, or glued to PASS without the space.
-  const logged = /^[A-Z]{3,4}$/.test(verb) ? verb : '?';
+  // A line whose verb is not one (3-4 letters, or an extension verb we know) is logged as '?': it may
+  // be a password sent on a line of its own, or glued to PASS without the space.
+  const logged = /^[A-Z]{3,4}$/.test(verb) || UNIMPLEMENTED_VERBS.has(verb) ? verb : '?';
   let usesRest = false;
   const refuse = (code: number, text: string, reason: string): void => {
     if (usesRest) session.restOffset = 0;
@@ -30,7 +30,9 @@ export async function dispatch(session: Session, line: string, utf8 = true): Pro
     if (session.closed) return;
   }
   if (verb === '') return refuse(500, 'Empty command.', 'empty command');
-  if (logged === '?') return refuse(500, 'Syntax error, command unrecognized.', 'malformed verb');
+  // Only what cannot be a command word at all is scored (binary, punctuation, a protocol spoken at
+  // the wrong port): a word a client tries (XSHA256, a checksum extension) is an unknown command.
+  if (!/^[A-Z][A-Z0-9]{0,15}$/.test(verb)) return refuse(500, 'Syntax error, command unrecognized.', 'malformed verb');
   const spec = session.server.commands.get(verb);
   if (!spec) {
     // Known but not offered: before login that is nobody's business (530, like any other command).

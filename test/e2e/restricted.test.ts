@@ -85,6 +85,27 @@ describe('what the log keeps of a refused line', () => {
       assert.doesNotMatch(JSON.stringify(t.events), /secret/i);
     });
   });
+
+  test('a word a client tries (checksum extensions, or a password that is one word) is not scored; a known extension verb is logged by name', async () => {
+    await withServer({}, async (t) => {
+      // Not 127.0.0.1, which guard.never_ban covers by default.
+      const c = await RawClient.connect(t.port, '127.0.0.1', '127.0.0.7');
+      await c.reply();
+      await c.login();
+      for (let i = 0; i < 12; i++) {
+        assert.match(await c.cmd('XSHA256 file.txt'), /^502 /);
+        assert.match(await c.cmd('MD5 file.txt'), /^502 /);
+      }
+      assert.match(await c.cmd('hunterSECRET4'), /^500 /);
+      assert.match(await c.cmd('NOOP'), /^200 /, 'still served: nothing was scored');
+      c.close();
+      assert.equal(t.server.guard.isBanned('127.0.0.7'), false);
+      const refused = t.eventsNamed('refused');
+      assert.equal(refused.filter((e) => e.command === 'XSHA256' && e.code === 502).length, 12);
+      assert.ok(refused.some((e) => e.command === '?' && e.reason === 'unknown command'));
+      assert.doesNotMatch(JSON.stringify(t.events), /secret/i);
+    });
+  });
 });
 
 /** An embedder's storage that throws a StorageError of a kind this version does not know. */
