@@ -333,7 +333,10 @@ export class Session implements LineSink {
       this.close('http request on the FTP port', 'destroy');
       return;
     }
-    if (this.transfer && this.server.commands.get(verbOf(text))?.duringTransfer) {
+    // Answered at once during a transfer (STAT, QUIT) only when no line is waiting ahead of it, so
+    // replies keep the order of the commands; ABOR always, as it is there to stop the transfer.
+    const verb = verbOf(text);
+    if (this.transfer && this.server.commands.get(verb)?.duringTransfer && (verb === 'ABOR' || !this.queue?.length)) {
       void this.run(text, utf8);
       return;
     }

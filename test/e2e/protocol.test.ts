@@ -168,6 +168,27 @@ describe('control connection protocol', () => {
     c.close();
   });
 
+  test('STAT during a transfer waits its turn behind commands sent before it; ABOR does not', async () => {
+    await writeFile(join(t.root, 'slow.bin'), Buffer.alloc(64 * 1024 * 1024, 1));
+    const c = await binaryClient(t.port);
+    const port = passivePort(await c.cmd('EPSV'));
+    const data = connect({ port, host: '127.0.0.1' });
+    data.pause();
+    await new Promise((r) => data.once('connect', r));
+    assert.match(await c.cmd('RETR slow.bin'), /^150 /);
+    c.write('NOOP\r\nPWD\r\nSTAT\r\n');
+    // Before the fix the STAT jumped the queue: its 213 came first, where a client expects the NOOP's 200.
+    await assert.rejects(c.reply(500), /no reply/, 'nothing is answered while the transfer runs');
+    c.write('ABOR\r\n');
+    const replies = [];
+    for (let i = 0; i < 5; i++) replies.push((await c.reply()).slice(0, 3));
+    data.destroy();
+    assert.equal(replies[0], '426');
+    assert.deepEqual([...replies].sort(), ['200', '211', '226', '257', '426']);
+    assert.ok(replies.indexOf('200') < replies.indexOf('257') && replies.indexOf('257') < replies.indexOf('211'), replies.join(' '));
+    c.close();
+  });
+
   test('ABOR before the client opened the passive connection: 426, 226, and the port is given back at once', async () => {
     await writeFile(join(t.root, 'waiting.bin'), 'x');
     const c = await RawClient.loggedIn(t.port);
