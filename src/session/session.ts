@@ -351,6 +351,8 @@ export class Session implements LineSink {
     this.oversizeLines++;
     this.server.events.emit('security', { ...this.actor, event: 'line-too-long', detail: `limit ${this.server.config.limits.max_line_length} bytes` });
     if (this.oversizeLines >= this.server.config.limits.max_oversize_lines) {
+      // The last one allowed is answered like the others, then the session ends (as max_login_attempts does).
+      this.send(reply(500, 'Command line too long.'));
       this.send(reply(421, 'Too many over-long command lines; closing.'));
       this.close('line length abuse');
       return;

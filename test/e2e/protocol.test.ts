@@ -123,6 +123,8 @@ describe('control connection protocol', () => {
     assert.match(await c.reply(), /^500 .*too long/i);
     assert.match(await c.cmd('NOOP'), /^200 /);
     c.write('X'.repeat(2000) + '\r\n');
+    // The second of max_oversize_lines = 2 is answered too, then the session ends.
+    assert.match(await c.reply(), /^500 .*too long/i);
     assert.match(await c.reply(), /^421 /);
     assert.ok(await c.waitClosed());
     const events = t.eventsNamed('security').filter((e) => e.event === 'line-too-long');
