@@ -17,7 +17,7 @@ async function openPassive(session: Session): Promise<number> {
   } catch (error) {
     if (error instanceof PassiveUnavailable) {
       session.server.events.emit('security', { ...session.actor, event: 'passive-unavailable', detail: error.message });
-      throw new FtpError(425, "Can't open passive connection: no port available.", { cause: error });
+      throw new FtpError(425, "Can't open passive connection: no port available.", { cause: error, logged: true });
     }
     throw error;
   }
@@ -52,6 +52,9 @@ function activeTarget(session: Session, host: string, port: number): Reply {
   const { active } = session.server.config;
   if (!active.enabled) return reply(502, 'Active mode is disabled on this server.');
   if (port < 1 || port > 65535) return reply(501, 'Invalid port.');
+  // The client's own address is of the other family: not a bounce, a mismatch (RFC 2428's 522 names the one to use).
+  const family = ipFamily(session.remoteAddress);
+  if (!active.allow_foreign_hosts && ipFamily(host) !== family) return reply(522, `Network protocol not supported, use (${family === 4 ? 1 : 2})`);
   const foreign = !sameHost(host, session.remoteAddress);
   const low = port < 1024;
   if ((foreign && !active.allow_foreign_hosts) || (low && !active.allow_low_ports)) {
@@ -60,7 +63,7 @@ function activeTarget(session: Session, host: string, port: number): Reply {
       event: 'bounce-attempt',
       detail: `${foreign ? 'foreign host' : 'low port'} ${normalizeIp(host)}:${port}`,
     });
-    return reply(504, foreign ? 'Data connections only to your own address.' : 'Data connections only to ports >= 1024.');
+    return { ...reply(504, foreign ? 'Data connections only to your own address.' : 'Data connections only to ports >= 1024.'), logged: true };
   }
   session.data.setActive(normalizeIp(host), port);
   return reply(200, 'Command okay.');

@@ -118,7 +118,7 @@ export function wrapLoginCommand(layer: TlsLayer, spec: CommandSpec): CommandSpe
               event: 'plaintext-login-refused',
               detail: 'USER on a clear control connection; TLS required',
             });
-            return reply(530, TLS_REQUIRED_TEXT);
+            return { ...reply(530, TLS_REQUIRED_TEXT), logged: true };
           }
         }
         return spec.handler(session, arg);

@@ -18,9 +18,9 @@ export async function dispatch(session: Session, line: string, utf8 = true): Pro
   // be a password sent on a line of its own, or glued to PASS without the space.
   const logged = /^[A-Z]{3,4}$/.test(verb) || UNIMPLEMENTED_VERBS.has(verb) ? verb : '?';
   let usesRest = false;
-  const refuse = (code: number, text: string, reason: string): void => {
+  const refuse = (code: number, text: string, reason: string, alreadyLogged = false): void => {
     if (usesRest) session.restOffset = 0;
-    session.server.events.emit('refused', { ...session.actor, command: logged, code, reason });
+    if (!alreadyLogged) session.server.events.emit('refused', { ...session.actor, command: logged, code, reason });
     session.send(reply(code, text));
   };
 
@@ -63,17 +63,15 @@ export async function dispatch(session: Session, line: string, utf8 = true): Pro
     result = await spec.handler(session, arg);
   } catch (error) {
     const ftp = toFtpError(error);
-    if (error instanceof StorageError && error.kind === 'outside-jail') {
-      session.server.events.emit('security', { ...session.actor, event: 'jail-escape-refused', detail: verb });
-    }
-    if (ftp.code === 451 && !(error instanceof StorageError)) {
-      session.server.events.emit('session-error', { ...session.actor, error });
-    }
-    return refuse(ftp.code, ftp.text, ftp.logReason ?? ftp.text);
+    const escape = error instanceof StorageError && error.kind === 'outside-jail';
+    if (escape) session.server.events.emit('security', { ...session.actor, event: 'jail-escape-refused', detail: verb });
+    const internal = ftp.code === 451 && !(error instanceof StorageError);
+    if (internal) session.server.events.emit('session-error', { ...session.actor, error });
+    return refuse(ftp.code, ftp.text, ftp.logReason ?? ftp.text, ftp.logged || escape || internal);
   }
   if (usesRest) session.restOffset = 0;
   if (!result) return;
   // A refusal a handler answers itself is logged like a thrown one.
-  if (result.code >= 400) session.server.events.emit('refused', { ...session.actor, command: logged, code: result.code, reason: result.lines[0] ?? '' });
+  if (result.code >= 400 && !result.logged) session.server.events.emit('refused', { ...session.actor, command: logged, code: result.code, reason: result.lines[0] ?? '' });
   session.send(result);
 }

@@ -2,6 +2,8 @@
 export interface Reply {
   code: number;
   lines: string[];
+  /** A refusal a security event already logged: the dispatcher adds no `refused` line (one line per event). */
+  logged?: boolean;
 }
 
 export function reply(code: number, ...lines: string[]): Reply {
@@ -16,13 +18,16 @@ export class FtpError extends Error {
   constructor(
     readonly code: number,
     readonly text: string,
-    options?: { cause?: unknown; logReason?: string },
+    options?: { cause?: unknown; logReason?: string; logged?: boolean },
   ) {
     super(text, options);
     this.name = 'FtpError';
     this.logReason = options?.logReason;
+    this.logged = options?.logged === true;
   }
   readonly logReason: string | undefined;
+  /** As Reply.logged: a security event already told the log about this refusal. */
+  readonly logged: boolean;
 }
 
 /** Strip anything that could break the reply framing (CR, LF, NUL). */

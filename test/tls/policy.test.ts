@@ -59,6 +59,8 @@ describe('TLS policy and RFC 4217 commands', { concurrency: 1 }, () => {
     assert.equal(authCalls.length, calls, 'the user store was never asked to verify a password');
     assert.ok(t.eventsNamed('security').some((e) => e.event === 'plaintext-login-refused' && e.user === 'alice'));
     assert.equal(t.eventsNamed('login-failed').length, 0);
+    // One line per refused USER: the security event, no 'refused' line beside it.
+    assert.equal(t.eventsNamed('refused').filter((e) => e.command === 'USER').length, 0);
     c.close();
   });
 
