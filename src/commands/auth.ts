@@ -137,7 +137,9 @@ export const authCommands: CommandSpec[] = [
     duringTransfer: true,
     arg: 'none',
     async handler(session) {
-      // RFC 959: a transfer in progress finishes and gets its reply first (the stall watchdog bounds the wait).
+      // RFC 959: a transfer in progress finishes and gets its reply first (the stall watchdog bounds the
+      // wait). One still waiting for its data connection is given up: the client is leaving, not connecting.
+      session.abandonWaitingTransfer('quit');
       await session.transferFinished();
       // The client may have gone while the transfer wound down.
       if (session.closed) return;

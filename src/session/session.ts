@@ -245,8 +245,7 @@ export class Session implements LineSink {
   private inputEnd(): void {
     if (this.closed) return;
     this.inputEnded = true;
-    const t = this.transfer;
-    if (t && !t.connected) t.controller.abort(new SessionEnded('client closed'));
+    this.abandonWaitingTransfer('client closed');
     this.endWhenAnswered();
   }
 
@@ -411,15 +410,22 @@ export class Session implements LineSink {
    * would only run after the transfer it was sent to stop.
    */
   transferStarted(): void {
-    const t = this.transfer;
-    if (t && this.inputEnded && !t.connected && !this.data.arrived) {
-      t.controller.abort(new SessionEnded('client closed'));
-      return;
-    }
+    if (this.inputEnded && !this.data.arrived && this.abandonWaitingTransfer('client closed')) return;
     const next = this.queue?.[0];
     if (typeof next !== 'string' || verbOf(next) !== 'ABOR') return;
     this.queue!.shift();
     void this.run(next);
+  }
+
+  /**
+   * Give up the transfer if it is still waiting for its data connection (the
+   * client is leaving: nobody will connect). True when there was one.
+   */
+  abandonWaitingTransfer(reason: string): boolean {
+    const t = this.transfer;
+    if (!t || t.connected) return false;
+    t.controller.abort(new SessionEnded(reason));
+    return true;
   }
 
   /** Wait until the running transfer, if any, has sent its final reply. */

@@ -221,6 +221,19 @@ describe('control connection protocol', () => {
     c.close();
   });
 
+  test('QUIT while the transfer still waits for its data connection: 426, 221, at once', async () => {
+    await writeFile(join(t.root, 'quit-waiting.bin'), 'x');
+    const c = await RawClient.loggedIn(t.port);
+    const port = passivePort(await c.cmd('EPSV'));
+    assert.match(await c.cmd('RETR quit-waiting.bin'), /^150 /);
+    c.write('QUIT\r\n');
+    // Before, the QUIT waited for timeouts.data_connect (30 s), then 425 and 221.
+    assert.match(await c.reply(3000), /^426 /);
+    assert.match(await c.reply(3000), /^221 /);
+    assert.ok(await c.waitClosed(3000));
+    assert.ok(await refusesConnections(port), 'the passive port is closed');
+  });
+
   test('a transfer without PASV/PORT is refused with 425 before any 150, and creates nothing', async () => {
     await writeFile(join(t.root, 'there.txt'), 'x');
     const c = await RawClient.loggedIn(t.port);
