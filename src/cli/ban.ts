@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { BanStore, bansFileOf, type BanRecord } from '../guard/bans.js';
+import { BanStore, bansFileOf, invalidBansText, type BanRecord } from '../guard/bans.js';
 import { canonicalIp, NetworkList } from '../guard/networks.js';
 import { stateConfigOf, stateDirOf } from './state-dir.js';
 import { CliError } from './user.js';
@@ -12,11 +12,15 @@ interface BanFlags {
 /** The ban table of the configured state folder; a running server picks changes up within a second. */
 async function store(flags: BanFlags): Promise<BanStore> {
   const stateDir = await stateDirOf(flags);
+  let bans: BanStore;
   try {
-    return await BanStore.open(bansFileOf(stateDir));
+    bans = await BanStore.open(bansFileOf(stateDir));
   } catch (error) {
     throw new CliError(`${bansFileOf(stateDir)}: ${(error as Error).message}`);
   }
+  const invalid = bans.takeInvalid();
+  if (invalid > 0) process.stderr.write(`moat: warning: ${bans.file}: ${invalidBansText(invalid)}\n`);
+  return bans;
 }
 
 function ipArg(ip: string): string {

@@ -39,22 +39,37 @@ function sameStamp(a: Stamp, b: Stamp): boolean {
   return a === b || (a !== null && b !== null && a.mtimeMs === b.mtimeMs && a.size === b.size && a.ino === b.ino);
 }
 
-function parse(text: string): Map<string, BanRecord> {
+/** What the server logs and `moat ban` prints about entries left out of a bans file. */
+export function invalidBansText(n: number): string {
+  return `${n} ${n === 1 ? 'entry is not a valid ban and was' : 'entries are not valid bans and were'} left out (each needs ip, since and until)`;
+}
+
+/** A reason as it is kept and shown: one line (`moat ban list` prints one ban per line), at most 200 characters. */
+function reasonText(reason: string): string {
+  return reason.replace(/[\x00-\x1f\x7f]/g, ' ').slice(0, 200);
+}
+
+/** The records of a bans file, and how many of its entries were not valid bans (left out). */
+function parse(text: string): { records: Map<string, BanRecord>; invalid: number } {
   const data = JSON.parse(text) as Partial<BanFile>;
   if (!data || !Array.isArray(data.bans)) throw new Error('bans file: expected {"version":1,"bans":[...]}');
-  const out = new Map<string, BanRecord>();
+  const records = new Map<string, BanRecord>();
+  let invalid = 0;
   for (const r of data.bans) {
     const ip = typeof r?.ip === 'string' ? canonicalIp(r.ip) : undefined;
-    if (!ip || Number.isNaN(Date.parse(r.until)) || Number.isNaN(Date.parse(r.since))) continue;
-    out.set(ip, {
+    if (!ip || typeof r.until !== 'string' || typeof r.since !== 'string' || Number.isNaN(Date.parse(r.until)) || Number.isNaN(Date.parse(r.since))) {
+      invalid++;
+      continue;
+    }
+    records.set(ip, {
       ip,
       since: r.since,
       until: r.until,
       offences: Number.isInteger(r.offences) && r.offences > 0 ? r.offences : 1,
-      reason: typeof r.reason === 'string' ? r.reason.slice(0, 200) : '',
+      reason: typeof r.reason === 'string' ? reasonText(r.reason) : '',
     });
   }
-  return out;
+  return { records, invalid };
 }
 
 /**
@@ -77,21 +92,34 @@ export class BanStore {
    */
   private readonly edits = new Map<string, (records: Map<string, BanRecord>) => void>();
 
+  /** Entries of the version last read that were not valid bans, until `takeInvalid` reports them. */
+  private invalid: number;
+
   private constructor(
     readonly file: string,
-    records: Map<string, BanRecord>,
+    read: { records: Map<string, BanRecord>; invalid: number },
     stamp: Stamp,
   ) {
-    this.records = records;
+    this.records = read.records;
+    this.invalid = read.invalid;
     this.stamp = stamp;
   }
 
   /** Open the table; a missing file is an empty table. A corrupt file throws. */
   static async open(file: string): Promise<BanStore> {
     const stamp = await stampOf(file);
-    let records = new Map<string, BanRecord>();
-    if (stamp) records = parse(await readFile(file, 'utf8'));
-    return new BanStore(file, records, stamp);
+    const read = stamp ? parse(await readFile(file, 'utf8')) : { records: new Map<string, BanRecord>(), invalid: 0 };
+    return new BanStore(file, read, stamp);
+  }
+
+  /**
+   * How many entries of the file as last read were left out as not valid bans
+   * (a hand edit gone wrong), once per version read: the caller says so.
+   */
+  takeInvalid(): number {
+    const n = this.invalid;
+    this.invalid = 0;
+    return n;
   }
 
   get(ip: string): BanRecord | undefined {
@@ -119,7 +147,7 @@ export class BanStore {
       since: new Date(now).toISOString(),
       until: new Date(now + seconds * 1000).toISOString(),
       offences: offences ?? (previous?.offences ?? 0) + 1,
-      reason: reason.slice(0, 200),
+      reason: reasonText(reason),
     };
     this.records.set(key, record);
     this.edit(key, (records) => records.set(key, record));
@@ -210,7 +238,9 @@ export class BanStore {
     const now = await stampOf(this.file);
     if (sameStamp(now, this.stamp)) return null;
     this.stamp = now;
-    const next = now ? parse(await readFile(this.file, 'utf8')) : new Map<string, BanRecord>();
+    const read = now ? parse(await readFile(this.file, 'utf8')) : { records: new Map<string, BanRecord>(), invalid: 0 };
+    this.invalid = read.invalid;
+    const next = read.records;
     for (const edit of this.edits.values()) edit(next);
     const previous = this.records;
     this.records = next;

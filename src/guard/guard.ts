@@ -1,7 +1,7 @@
 import type { User } from '../auth/types.js';
 import type { MoatConfig } from '../config/schema.js';
 import type { Actor, MoatEvents, MoatEventMap } from '../observe/events.js';
-import { BanStore, bansFileOf, type BanRecord } from './bans.js';
+import { BanStore, bansFileOf, invalidBansText, type BanRecord } from './bans.js';
 import { canonicalIp, NetworkList } from './networks.js';
 import { ScoreBoard, TokenBucket } from './rate.js';
 
@@ -130,6 +130,7 @@ export class Guard {
     } catch (error) {
       throw new Error(`${this.bansFile}: cannot read the ban table (${(error as Error).message}); fix or remove the file`);
     }
+    this.reportInvalid();
     for (const r of this.bans.list(this.now())) this.announced.add(r.ip);
     this.listen('login-failed', (e) => this.offence(e, FAILED_LOGIN_POINTS, `failed login (${e.reason})`));
     this.listen('refused', (e) => {
@@ -316,6 +317,12 @@ export class Guard {
     return this.bans?.active(ip, this.now()) !== undefined;
   }
 
+  /** Entries of bans.json that are not bans (a hand edit gone wrong) are left out, and said so once. */
+  private reportInvalid(): void {
+    const n = this.bans?.takeInvalid() ?? 0;
+    if (n > 0) this.events.emit('server-error', { error: new Error(invalidBansText(n)), where: `reading ${this.bansFile}` });
+  }
+
   private persist(): void {
     const bans = this.bans;
     if (!bans) return;
@@ -338,6 +345,7 @@ export class Guard {
       } catch (error) {
         this.events.emit('server-error', { error, where: `reading ${bans.file}` });
       }
+      this.reportInvalid();
       const now = this.now();
       const active = new Set(bans.list(now).map((r) => r.ip));
       for (const ip of active) {

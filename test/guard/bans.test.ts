@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -153,5 +153,37 @@ describe('brute force: delays, disconnects, bans that survive restarts', () => {
     const span = (r: typeof g2) => Date.parse(r.until) - Date.parse(r.since);
     assert.equal(span(g3), 2 * span(g2));
     assert.equal(t.server.guard.ban('127.0.0.1', 'never_ban covers the host itself'), undefined);
+  });
+});
+
+describe('a bans file edited by hand', () => {
+  test('entries that are not bans are left out and said so (moat ban and the server); a reason stays one line', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'moat-bans-edit-'));
+    let t: TestServer | undefined;
+    try {
+      const until = new Date(Date.now() + 3_600_000).toISOString();
+      const since = new Date().toISOString();
+      await writeFile(
+        join(dir, 'bans.json'),
+        JSON.stringify({
+          version: 1,
+          bans: [
+            { ip: '10.7.0.1', since, until, offences: 1, reason: 'evil\nfake-ip\tuntil forever' },
+            { ip: '10.7.0.2', since: 'x', until, offences: 'a' },
+            { ip: 'not-an-ip', since, until },
+          ],
+        }),
+      );
+      const list = await moat('ban', 'list', '--state-dir', dir);
+      assert.equal(list.code, 0, list.stderr);
+      assert.match(list.stderr, /^moat: warning: .*bans\.json: 2 entries are not valid bans and were left out/m);
+      assert.equal(list.stdout.trim().split('\n').length, 1, 'one ban, one line: the reason cannot add a line');
+      assert.match(list.stdout, /^10\.7\.0\.1\t.*evil fake-ip until forever$/m);
+      t = await startServer({ config: { state_dir: dir } });
+      assert.ok(t.eventsNamed('server-error').some((e) => /2 entries are not valid bans/.test(String((e.error as Error | undefined)?.message))));
+    } finally {
+      await t?.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
