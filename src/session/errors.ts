@@ -7,6 +7,7 @@ const STORAGE_REPLIES: Record<StorageErrorKind, [number, string]> = {
   'not-a-directory': [550, 'Not a directory.'],
   'is-a-directory': [550, 'Is a directory.'],
   'not-empty': [550, 'Directory not empty.'],
+  busy: [450, 'Directory not empty: an upload into it is in progress.'],
   permission: [550, 'Permission denied.'],
   'no-space': [452, 'Insufficient storage space.'],
   quota: [552, 'Quota exceeded.'],

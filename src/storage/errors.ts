@@ -7,6 +7,7 @@ const MESSAGES: Record<StorageErrorKind, string> = {
   'not-a-directory': 'not a directory',
   'is-a-directory': 'is a directory',
   'not-empty': 'directory not empty',
+  busy: 'in use by a transfer in progress',
   permission: 'permission denied',
   'no-space': 'no space left on device',
   quota: 'disk quota exceeded',

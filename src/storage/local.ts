@@ -62,20 +62,23 @@ function isTempName(name: string): boolean {
 const STALE_PART_MS = 3600_000;
 
 /**
- * A folder whose only entries are stale upload parts (hidden from clients, who
- * could never remove them) is emptied of them so RMD can proceed. Returns
- * whether it was; anything else in the folder leaves it untouched.
+ * A folder RMD found not empty: when its only entries are upload parts (hidden
+ * from clients, who could never remove them), stale ones are removed so RMD
+ * can proceed ('removed'), and a fresh one means an upload into it is running
+ * ('uploading': the client sees an empty folder and is told why it stays).
+ * Anything else in the folder leaves it untouched ('not-empty').
  */
-async function removeStaleParts(dir: string): Promise<boolean> {
+async function removeStaleParts(dir: string): Promise<'removed' | 'uploading' | 'not-empty'> {
   const names = await fs.readdir(dir).catch(() => [] as string[]);
-  if (names.length === 0 || !names.every(isTempName)) return false;
+  if (names.length === 0 || !names.every(isTempName)) return 'not-empty';
   const now = Date.now();
   for (const name of names) {
     const st = await fs.lstat(path.join(dir, name)).catch(() => undefined);
-    if (!st?.isFile() || now - st.mtimeMs < STALE_PART_MS) return false;
+    if (!st?.isFile()) return 'not-empty';
+    if (now - st.mtimeMs < STALE_PART_MS) return 'uploading';
   }
   await Promise.all(names.map((name) => fs.unlink(path.join(dir, name)).catch(() => undefined)));
-  return true;
+  return 'removed';
 }
 
 function isInside(real: string, realHome: string): boolean {
@@ -311,7 +314,10 @@ export class LocalStorage implements Storage, TableListing {
     try {
       await fs.rmdir(r.entry);
     } catch (error) {
-      if (errno(error) !== 'ENOTEMPTY' || !(await removeStaleParts(r.entry))) throw toStorageError(error);
+      if (errno(error) !== 'ENOTEMPTY') throw toStorageError(error);
+      const parts = await removeStaleParts(r.entry);
+      if (parts === 'uploading') throw fail('busy', error);
+      if (parts === 'not-empty') throw toStorageError(error);
       await this.#fs(() => fs.rmdir(r.entry));
     }
   }

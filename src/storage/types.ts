@@ -30,6 +30,7 @@ export type StorageErrorKind =
   | 'not-a-directory'
   | 'is-a-directory'
   | 'not-empty'
+  | 'busy'
   | 'permission'
   | 'no-space'
   | 'quota'

@@ -205,6 +205,23 @@ describe('uploads over plain data connections', () => {
     other.close();
   });
 
+  test('RMD of a folder whose only entry is an upload in progress: 450 says why the empty-looking folder stays', async () => {
+    await mkdir(join(t.root, 'receiving'), { recursive: true });
+    const c = await binaryClient(t.port);
+    const other = await binaryClient(t.port);
+    const data = await epsvConnection(c);
+    assert.match(await c.cmd('STOR receiving/part.bin'), /^150 /);
+    await new Promise<void>((resolve, reject) => data.write(randomBytes(100_000), (error) => (error ? reject(error) : resolve())));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal((await other.fetch('NLST -a receiving')).length, 0, 'the upload is not listed');
+    assert.match(await other.cmd('RMD receiving'), /^450 .*upload into it is in progress/);
+    data.end(randomBytes(1000));
+    assert.match(await c.reply(), /^226 /);
+    assert.match(await other.cmd('RMD receiving'), /^550 Directory not empty/);
+    c.close();
+    other.close();
+  });
+
   test('a reset that lands while the data is still queued on the server is a 426, never a commit', async () => {
     // libuv reports such a reset as a clean end (native/socket.c); before the check, most of these were committed cut short with 226.
     const c = await binaryClient(t.port);
