@@ -70,6 +70,27 @@ describe('bad input on TLS ports', { concurrency: 1 }, () => {
     );
   });
 
+  test('a client that half-closes control while its data connection is in its TLS handshake still gets its upload stored', async () => {
+    const c = await protectedClient(t.port);
+    const session = await c.session();
+    const epsv = await c.cmd('EPSV');
+    const port = Number(/\(\|\|\|(\d+)\|\)/.exec(epsv)![1]);
+    const { connect } = await import('node:net');
+    const raw = connect({ port, host: '127.0.0.1' });
+    await new Promise((r) => raw.once('connect', r));
+    c.socket.write('STOR fin-during-handshake.bin\r\n');
+    assert.match(await c.reply(), /^150 /);
+    c.socket.end();
+    // The FIN is in while the data connection waits for its ClientHello: the transfer was connected, not waiting.
+    await new Promise((r) => setTimeout(r, 200));
+    const data = tlsConnect({ socket: raw, rejectUnauthorized: false, servername: 'localhost', session });
+    await new Promise((r) => data.once('secureConnect', r));
+    data.end(Buffer.alloc(50_000, 7));
+    assert.match(await c.reply(), /^226 /);
+    assert.ok(await c.waitClosed(5000));
+    assert.equal(readFileSync(join(t.root, 'fin-during-handshake.bin')).length, 50_000);
+  });
+
   test('garbage instead of a ClientHello after AUTH TLS: the session closes, logged', async () => {
     const before = security().length;
     const c = await RawClient.connect(t.port);
