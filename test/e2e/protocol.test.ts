@@ -191,19 +191,22 @@ describe('control connection protocol', () => {
     c.close();
   });
 
-  test('ABOR before the client opened the passive connection: 426, 226, and the port is given back at once', async () => {
-    await writeFile(join(t.root, 'waiting.bin'), 'x');
-    const c = await RawClient.loggedIn(t.port);
-    const port = passivePort(await c.cmd('EPSV'));
-    assert.match(await c.cmd('RETR waiting.bin'), /^150 /);
-    c.write('ABOR\r\n');
-    assert.match(await c.reply(), /^426 /);
-    assert.match(await c.reply(), /^226 /);
-    // Not held until timeouts.data_connect: nobody may connect to it after the abort.
-    assert.ok(await refusesConnections(port), 'the passive port still accepts after ABOR');
-    assert.equal(t.eventsNamed('download').at(-1)!.result, 'aborted');
-    c.close();
-  });
+  for (const [command, answer] of [['ABOR', '226'], ['QUIT', '221']] as const) {
+    test(`${command} before the client opened the passive connection: 426, ${answer}, and the port is given back at once`, async () => {
+      await writeFile(join(t.root, 'waiting.bin'), 'x');
+      const c = await RawClient.loggedIn(t.port);
+      const port = passivePort(await c.cmd('EPSV'));
+      assert.match(await c.cmd('RETR waiting.bin'), /^150 /);
+      c.write(`${command}\r\n`);
+      // Not held until timeouts.data_connect (30 s; QUIT waited for it before, then 425 and 221).
+      assert.match(await c.reply(3000), /^426 /);
+      assert.match(await c.reply(3000), new RegExp(`^${answer} `));
+      assert.ok(await refusesConnections(port), 'the passive port still accepts');
+      assert.equal(t.eventsNamed('download').at(-1)!.result, 'aborted');
+      if (command === 'QUIT') assert.ok(await c.waitClosed(3000));
+      c.close();
+    });
+  }
 
   test('a transfer command and ABOR sent in one write: the transfer is aborted at once, replies in order', async () => {
     const c = await RawClient.loggedIn(t.port);
@@ -219,19 +222,6 @@ describe('control connection protocol', () => {
     await assert.rejects(stat(join(t.root, 'piped-abort.bin')), { code: 'ENOENT' });
     assert.equal(t.eventsNamed('upload').at(-1)!.result, 'aborted');
     c.close();
-  });
-
-  test('QUIT while the transfer still waits for its data connection: 426, 221, at once', async () => {
-    await writeFile(join(t.root, 'quit-waiting.bin'), 'x');
-    const c = await RawClient.loggedIn(t.port);
-    const port = passivePort(await c.cmd('EPSV'));
-    assert.match(await c.cmd('RETR quit-waiting.bin'), /^150 /);
-    c.write('QUIT\r\n');
-    // Before, the QUIT waited for timeouts.data_connect (30 s), then 425 and 221.
-    assert.match(await c.reply(3000), /^426 /);
-    assert.match(await c.reply(3000), /^221 /);
-    assert.ok(await c.waitClosed(3000));
-    assert.ok(await refusesConnections(port), 'the passive port is closed');
   });
 
   test('a transfer without PASV/PORT is refused with 425 before any 150, and creates nothing', async () => {

@@ -38,28 +38,17 @@ describe('limits.listing_max_entries', () => {
       for (let i = 0; i < 3; i++) await writeFile(join(t.root, 'few', `f${i}`), 'x');
       for (let i = 0; i < 10; i++) await writeFile(join(t.root, 'exact', `f${i}`), 'x');
       const c = await RawClient.loggedIn(t.port);
+      const lines = (data: Buffer) => data.toString().split('\r\n').filter(Boolean);
       for (const command of ['NLST many', 'MLSD many', 'LIST many']) {
-        const data = await epsvConnection(c);
-        let text = '';
-        data.on('data', (d: Buffer) => (text += d.toString()));
-        const closed = new Promise((r) => data.once('close', r));
-        assert.match(await c.cmd(command), /^150 /);
-        assert.match(await c.reply(), /^226 .*truncated to 10 entries/, command);
-        await closed;
-        assert.equal(text.split('\r\n').filter(Boolean).length, 10, command);
+        const { data, done } = await c.fetchWithReply(command);
+        assert.match(done, /^226 .*truncated to 10 entries/, command);
+        assert.equal(lines(data).length, 10, command);
       }
       // A folder that holds exactly the limit was read whole: nothing was cut.
       for (const command of ['NLST exact', 'MLSD exact', 'LIST exact']) {
-        const data = await epsvConnection(c);
-        let text = '';
-        data.on('data', (d: Buffer) => (text += d.toString()));
-        const closed = new Promise((r) => data.once('close', r));
-        assert.match(await c.cmd(command), /^150 /);
-        const done = await c.reply();
-        assert.match(done, /^226 /, command);
+        const { data, done } = await c.fetchWithReply(command);
         assert.doesNotMatch(done, /truncated/, command);
-        await closed;
-        assert.deepEqual(text.split('\r\n').filter(Boolean).map((l) => l.split(/[ ;]/).pop()).sort(), Array.from({ length: 10 }, (_, i) => `f${i}`).sort(), command);
+        assert.deepEqual(lines(data).map((l) => l.split(/[ ;]/).pop()).sort(), Array.from({ length: 10 }, (_, i) => `f${i}`).sort(), command);
       }
       assert.doesNotMatch(await c.cmd('STAT exact'), /truncated/);
       assert.match(await c.cmd('STAT many'), /^213 End of status; output truncated to 10 entries/m);

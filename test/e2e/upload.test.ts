@@ -187,14 +187,20 @@ describe('uploads over plain data connections', () => {
     c.close();
   });
 
-  test('an upload whose folder is renamed meanwhile fails and leaves no temp file behind', async () => {
-    await mkdir(join(t.root, 'moving'), { recursive: true });
+  /** A STOR into `folder` that has received `bytes` and goes on, and a second session beside it. */
+  async function uploadRunning(folder: string, name: string, bytes: number): Promise<{ c: RawClient; other: RawClient; data: Socket }> {
+    await mkdir(join(t.root, folder), { recursive: true });
     const c = await binaryClient(t.port);
     const other = await binaryClient(t.port);
     const data = await epsvConnection(c);
-    assert.match(await c.cmd('STOR moving/big.bin'), /^150 /);
-    await new Promise<void>((resolve, reject) => data.write(randomBytes(300_000), (error) => (error ? reject(error) : resolve())));
+    assert.match(await c.cmd(`STOR ${folder}/${name}`), /^150 /);
+    await new Promise<void>((resolve, reject) => data.write(randomBytes(bytes), (error) => (error ? reject(error) : resolve())));
     await new Promise((r) => setTimeout(r, 100));
+    return { c, other, data };
+  }
+
+  test('an upload whose folder is renamed meanwhile fails and leaves no temp file behind', async () => {
+    const { c, other, data } = await uploadRunning('moving', 'big.bin', 300_000);
     assert.match(await other.cmd('RNFR moving'), /^350 /);
     assert.match(await other.cmd('RNTO moved'), /^250 /);
     data.end(randomBytes(1000));
@@ -206,13 +212,7 @@ describe('uploads over plain data connections', () => {
   });
 
   test('RMD of a folder whose only entry is an upload in progress: 450 says why the empty-looking folder stays', async () => {
-    await mkdir(join(t.root, 'receiving'), { recursive: true });
-    const c = await binaryClient(t.port);
-    const other = await binaryClient(t.port);
-    const data = await epsvConnection(c);
-    assert.match(await c.cmd('STOR receiving/part.bin'), /^150 /);
-    await new Promise<void>((resolve, reject) => data.write(randomBytes(100_000), (error) => (error ? reject(error) : resolve())));
-    await new Promise((r) => setTimeout(r, 100));
+    const { c, other, data } = await uploadRunning('receiving', 'part.bin', 100_000);
     assert.equal((await other.fetch('NLST -a receiving')).length, 0, 'the upload is not listed');
     assert.match(await other.cmd('RMD receiving'), /^450 .*upload into it is in progress/);
     data.end(randomBytes(1000));

@@ -163,6 +163,11 @@ export class RawClient<S extends Socket = Socket> {
 
   /** Run a data command (LIST, RETR, ...) over a fresh EPSV connection; returns the bytes received. */
   async fetch(command: string): Promise<Buffer> {
+    return (await this.fetchWithReply(command)).data;
+  }
+
+  /** As `fetch`, with the final 226 reply (its text may carry a note, such as a truncation). */
+  async fetchWithReply(command: string): Promise<{ data: Buffer; done: string }> {
     const port = passivePort(await this.cmd('EPSV'));
     const data = connect({ port, host: this.socket.remoteAddress! });
     const chunks: Buffer[] = [];
@@ -176,7 +181,7 @@ export class RawClient<S extends Socket = Socket> {
     const done = await this.reply();
     if (!done.startsWith('226')) throw new Error(`${command}: ${done}`);
     await closed;
-    return Buffer.concat(chunks);
+    return { data: Buffer.concat(chunks), done };
   }
 
   async login(user = 'alice', password = PASSWORD): Promise<void> {
