@@ -405,9 +405,9 @@ export class Session implements LineSink {
    * the command was being prepared and its data connection is not there, the
    * transfer is given up at once, as `inputEnd` gives up one already waiting:
    * nobody will connect now, and its passive port, temp file and session would
-   * otherwise be held for data_connect. An ABOR that the client sent right behind the transfer
-   * command, before the transfer existed, is taken now: left in the queue it
-   * would only run after the transfer it was sent to stop.
+   * otherwise be held for data_connect. An ABOR that the client sent right
+   * behind the transfer command, before the transfer existed, is taken now:
+   * left in the queue it would only run after the transfer it was sent to stop.
    */
   transferStarted(): void {
     if (this.inputEnded && !this.data.arrived && this.abandonWaitingTransfer('client closed')) return;
