@@ -597,15 +597,32 @@ export class LocalStorage implements Storage, TableListing {
 
   /** REST+STOR (offset) or APPE (position null): the real file is changed in place. */
   async #openInPlace(realPath: string, offset: number | null, mode: 'r+' | 'a'): Promise<Upload> {
-    const flags =
-      (mode === 'a' ? C.O_WRONLY | C.O_APPEND | C.O_CREAT : C.O_RDWR) | C.O_NOFOLLOW | C.O_NONBLOCK;
-    const fh = await this.#fs(() => fs.open(realPath, flags, 0o644)).catch((error: unknown) => {
-      // Resuming a file that does not exist: its size is 0, so any offset lies past its end.
-      if (error instanceof StorageError && error.kind === 'not-found' && offset !== null) throw fail('past-end');
-      throw error;
-    });
+    const flags = (mode === 'a' ? C.O_WRONLY | C.O_APPEND : C.O_RDWR) | C.O_NOFOLLOW | C.O_NONBLOCK;
+    // APPE creates a missing file; whether it did is kept, so a failed APPE that wrote nothing leaves
+    // no empty file where there was none (O_EXCL tells, even against another session doing the same).
+    let created = false;
+    const open = async (): Promise<FileHandle> => {
+      try {
+        return await this.#fs(() => fs.open(realPath, flags, 0o644));
+      } catch (error) {
+        if (!(error instanceof StorageError && error.kind === 'not-found')) throw error;
+        // Resuming a file that does not exist: its size is 0, so any offset lies past its end.
+        if (offset !== null) throw fail('past-end');
+      }
+      try {
+        const fh = await this.#fs(() => fs.open(realPath, flags | C.O_CREAT | C.O_EXCL, 0o644));
+        created = true;
+        return fh;
+      } catch (error) {
+        if (error instanceof StorageError && error.kind === 'exists') return this.#fs(() => fs.open(realPath, flags, 0o644));
+        throw error;
+      }
+    };
+    const fh = await open();
+    let ino = 0n;
     try {
-      const st = await fh.stat();
+      const st = await fh.stat({ bigint: true });
+      ino = st.ino;
       if (st.isDirectory()) throw fail('is-a-directory');
       if (!st.isFile()) throw fail('permission');
       if (offset !== null && offset > st.size) throw fail('past-end');
@@ -627,6 +644,11 @@ export class LocalStorage implements Storage, TableListing {
       async discard(position) {
         try {
           if (position !== null && offset !== null && position > offset) await fh.truncate(position);
+          if (created && (await fh.stat()).size === 0) {
+            // Only the file this APPE made, if it is still under its name.
+            const now = await fs.lstat(realPath, { bigint: true }).catch(() => undefined);
+            if (now?.ino === ino) await fs.unlink(realPath).catch(() => undefined);
+          }
         } finally {
           await fh.close();
         }

@@ -83,6 +83,27 @@ describe('uploads over plain data connections', () => {
     c.close();
   });
 
+  test('an APPE that ends before any byte leaves no empty file where there was none, and an existing file as it was', async () => {
+    await writeFile(join(t.root, 'appe-existing.bin'), 'old');
+    const c = await binaryClient(t.port);
+    for (const name of ['appe-new.bin', 'appe-existing.bin']) {
+      await epsvConnection(c);
+      assert.match(await c.cmd(`APPE ${name}`), /^150 /);
+      c.write('ABOR\r\n');
+      assert.match(await c.reply(), /^426 /);
+      assert.match(await c.reply(), /^226 /);
+    }
+    await assert.rejects(stat(join(t.root, 'appe-new.bin')), { code: 'ENOENT' });
+    assert.equal(await readFile(join(t.root, 'appe-existing.bin'), 'utf8'), 'old');
+    // An APPE that does write creates the file as before.
+    const data = await epsvConnection(c);
+    assert.match(await c.cmd('APPE appe-new.bin'), /^150 /);
+    data.end('new');
+    assert.match(await c.reply(), /^226 /);
+    assert.equal(await readFile(join(t.root, 'appe-new.bin'), 'utf8'), 'new');
+    c.close();
+  });
+
   test('APPE past limits.max_upload_size (the existing size counts): 552, the appended part kept, and the chunk that crossed the limit never reaches the file', async () => {
     const c = await binaryClient(t.port);
     await writeFile(join(t.root, 'grow.bin'), Buffer.alloc(1024 * 1024, 1));
