@@ -405,16 +405,19 @@ export class Session implements LineSink {
    * the command was being prepared and its data connection is not there, the
    * transfer is given up at once, as `inputEnd` gives up one already waiting:
    * nobody will connect now, and its passive port, temp file and session would
-   * otherwise be held for data_connect. An ABOR that the client sent right
-   * behind the transfer command, before the transfer existed, is taken now:
-   * left in the queue it would only run after the transfer it was sent to stop.
+   * otherwise be held for data_connect. An ABOR that the client sent behind
+   * the transfer command, before the transfer existed, is taken now (ahead of
+   * other queued lines, as ABOR is when the transfer runs): left in the queue it
+   * would only run after the transfer it was sent to stop. A queued QUIT is
+   * not: a client may pipeline its QUIT and connect afterwards (vsftpd reads it
+   * after the transfer too).
    */
   transferStarted(): void {
     if (this.inputEnded && !this.data.arrived && this.abandonWaitingTransfer('client closed')) return;
-    const next = this.queue?.[0];
-    if (typeof next !== 'string' || verbOf(next) !== 'ABOR') return;
-    this.queue!.shift();
-    void this.run(next);
+    const at = this.queue?.findIndex((line) => typeof line === 'string' && verbOf(line) === 'ABOR') ?? -1;
+    if (at < 0) return;
+    const [abor] = this.queue!.splice(at, 1);
+    void this.run(abor as string);
   }
 
   /**

@@ -217,6 +217,13 @@ describe('control connection protocol', () => {
       const replies = [];
       for (let i = 0; i < 4; i++) replies.push((await c.reply()).slice(0, 3));
       assert.deepEqual(replies, ['150', '426', '226', '200'], command);
+      // Behind another line, ABOR still goes ahead, as it does once the transfer runs.
+      const again = passivePort(await c.cmd('EPSV'));
+      c.write(`${command}\r\nNOOP\r\nABOR\r\n`);
+      const more = [];
+      for (let i = 0; i < 4; i++) more.push((await c.reply(5000)).slice(0, 3));
+      assert.deepEqual(more, ['150', '426', '226', '200'], `${command}, NOOP, ABOR`);
+      assert.ok(await refusesConnections(again));
       assert.ok(await refusesConnections(port), `${command}: the passive port is given back`);
     }
     await assert.rejects(stat(join(t.root, 'piped-abort.bin')), { code: 'ENOENT' });
