@@ -45,14 +45,28 @@ export interface MoatEventMap {
 export type MoatEventName = keyof MoatEventMap;
 
 export class MoatEvents extends EventEmitter {
+  /**
+   * Every listener is called on its own: one (an embedder's, say) that throws,
+   * or returns a promise that rejects, is reported as `server-error` and never
+   * breaks the session that reported, nor keeps the listeners after it from
+   * running, nor (a rejection) takes the process down.
+   */
   override emit<K extends MoatEventName>(event: K, payload: MoatEventMap[K]): boolean {
-    try {
-      return super.emit(event, payload);
-    } catch (error) {
-      // A listener (an embedder's, say) that throws must not break the session that reported.
-      if (event !== 'server-error') super.emit('server-error', { error, where: `listener of ${event}` });
-      return true;
+    const listeners = this.rawListeners(event) as Array<(payload: MoatEventMap[K]) => unknown>;
+    for (const listener of listeners) {
+      try {
+        const result = listener.call(this, payload);
+        if (result instanceof Promise) result.catch((error: unknown) => this.#listenerFailed(event, error));
+      } catch (error) {
+        this.#listenerFailed(event, error);
+      }
     }
+    return listeners.length > 0;
+  }
+
+  #listenerFailed(event: MoatEventName, error: unknown): void {
+    // A failing server-error listener is not reported to itself.
+    if (event !== 'server-error') this.emit('server-error', { error, where: `listener of ${event}` });
   }
   override on<K extends MoatEventName>(event: K, listener: (payload: MoatEventMap[K]) => void): this {
     return super.on(event, listener as (...args: unknown[]) => void);
