@@ -3,7 +3,7 @@
  * (who may log in) and optionally a StorageFactory (where their bytes live),
  * listen, and subscribe to events.
  */
-import { validateConfig } from './config/load.js';
+import { ConfigError, validateConfig } from './config/load.js';
 import type { MoatConfig } from './config/schema.js';
 import { attachLogger, createLogger } from './observe/logger.js';
 import type { StorageFactory } from './server/context.js';
@@ -20,8 +20,23 @@ export interface CreateServerOptions {
   log?: boolean;
 }
 
+/**
+ * Keys `moat serve` acts on that this function does not: refused, so a server
+ * asked for TLS never serves in clear without saying so.
+ */
+function refuseServeOnlyKeys(config: MoatConfig): void {
+  const problems: string[] = [];
+  if (config.tls.control !== 'off' || config.tls.implicit_listen.length > 0) {
+    problems.push('tls: createServer serves plain FTP only (FTPS is set up by `moat serve`); leave tls.cert, tls.key and tls.implicit_listen unset');
+  }
+  if (config.run_as) problems.push('run_as: dropping privileges is the embedding process\'s own business; leave it unset');
+  if (config.users_file) problems.push('users_file: give the users as `users` (for example a FileUserStore); leave it unset');
+  if (problems.length) throw new ConfigError(problems);
+}
+
 export function createServer(options: CreateServerOptions): MoatServer {
   const config: MoatConfig = validateConfig(options.config ?? {});
+  refuseServeOnlyKeys(config);
   const server = new MoatServer({ config, users: options.users, ...(options.storage ? { storage: options.storage } : {}) });
   if (options.log) attachLogger(server.events, createLogger({ level: config.log_level, file: config.log_file || undefined }));
   return server;

@@ -44,9 +44,10 @@ const stillListing = new WeakSet<Session>();
 async function gather(session: Session, pathArg: string, showHidden: boolean): Promise<Listing> {
   const path = session.resolve(pathArg);
   const storage = session.storage!;
-  const info = await storage.stat(path);
-  if (info.kind !== 'dir') return { path, entries: [{ ...info, name: basename(path) }], showHidden, isDir: false };
   const limits = session.server.config.limits;
+  // The deadline covers the stat too: on a hung file system it hangs as the folder read would.
+  const info = await withinDeadline(storage.stat(path), limits.listing_timeout * 1000);
+  if (info.kind !== 'dir') return { path, entries: [{ ...info, name: basename(path) }], showHidden, isDir: false };
   const limit = limits.listing_max_entries;
   // One entry past the limit is read to tell a folder that holds exactly `limit` entries from one that was cut.
   const options = { limit: limit + 1 };

@@ -122,6 +122,8 @@ export class MoatServer {
   async listen(): Promise<string[]> {
     // A second call would bind the same addresses, fail, and its clean-up would close the running server.
     if (this.listenCalled) throw new StartupError('listen() was already called on this server');
+    // A closed server turns every client away (421): make a new one instead.
+    if (this.closing) throw new StartupError('listen() after close(): create a new server');
     this.listenCalled = true;
     if (!this.context.config.root) throw new StartupError('root is not set');
     await prepareRoot(resolveHostPath(this.context.config.root));

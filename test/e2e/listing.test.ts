@@ -7,7 +7,7 @@ import { nativeLinesUsed } from '../../src/listing/native-lines.js';
 import { nativeTablesDecoded } from '../../src/storage/native-list.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import { nativeStatus } from '../../src/storage/native.js';
-import type { EntryTable, VirtualPath } from '../../src/storage/types.js';
+import type { EntryTable, FileInfo, VirtualPath } from '../../src/storage/types.js';
 import { RawClient } from '../helpers/clients.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
@@ -86,6 +86,12 @@ describe('listings', () => {
 
 /** A storage whose folder "slow" takes 2.5 s to read: a hung network filesystem, in small. */
 class SlowFolders extends LocalStorage {
+  /** The folder itself is slow to stat ("slow-stat"): a hung mount hangs there first. */
+  override async stat(vpath: VirtualPath): Promise<FileInfo> {
+    if (vpath === '/slow-stat') await sleep(2_500);
+    return super.stat(vpath);
+  }
+
   override async listTable(vpath: VirtualPath, options: { limit?: number } = {}): Promise<EntryTable> {
     if (vpath === '/slow') await sleep(2_500);
     return super.listTable(vpath, options);
@@ -101,6 +107,7 @@ for (const seconds of [1, 0]) {
         parts: { storage: async () => new SlowFolders(t.root) },
       });
       await mkdir(join(t.root, 'slow'));
+      await mkdir(join(t.root, 'slow-stat'));
       await writeFile(join(t.root, 'slow', 'a.txt'), 'a');
     });
     after(() => t.close());
@@ -116,7 +123,11 @@ for (const seconds of [1, 0]) {
         // The storage is still reading: a second listing is refused rather than piled on top.
         assert.match(await c.cmd('NLST slow'), /^451 The previous listing is still being read/);
         await sleep(2_000);
-        assert.match((await c.fetch('NLST')).toString(), /^slow\r\n$/, 'once it is done, the session lists again');
+        assert.match((await c.fetch('NLST')).toString(), /^slow\r\nslow-stat\r\n$/, 'once it is done, the session lists again');
+        // The stat before the read is under the same deadline.
+        const before = Date.now();
+        assert.match(await c.cmd('LIST slow-stat'), /^451 Listing took too long/);
+        assert.ok(Date.now() - before < 2_400, 'answered at the deadline, not when the stat returned');
       } else {
         assert.match((await c.fetch('NLST slow')).toString(), /^a\.txt\r\n$/);
       }
