@@ -26,7 +26,10 @@ export interface CreateServerOptions {
  */
 function refuseServeOnlyKeys(config: MoatConfig): void {
   const problems: string[] = [];
-  if (config.tls.control !== 'off' || config.tls.implicit_listen.length > 0) {
+  // A certificate means TLS for `moat serve` unless tls.control says off (and without one, validation
+  // already refuses a TLS policy that asks for it).
+  const certificate = config.tls.cert !== '' || config.tls.generate_self_signed;
+  if ((certificate && config.tls.control !== 'off') || config.tls.implicit_listen.length > 0) {
     problems.push('tls: createServer serves plain FTP only (FTPS is set up by `moat serve`); leave tls.cert, tls.key and tls.implicit_listen unset');
   }
   if (config.run_as) problems.push('run_as: dropping privileges is the embedding process\'s own business; leave it unset');

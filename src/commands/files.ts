@@ -2,19 +2,9 @@ import { formatMdtm, parseMdtm } from '../listing/format.js';
 import { hasPermission } from '../auth/types.js';
 import { FtpError, reply } from '../session/reply.js';
 import type { Session } from '../session/session.js';
-import { StorageError, type VirtualPath } from '../storage/types.js';
+import { statIfExists } from '../storage/errors.js';
 import { ROOT } from '../storage/vpath.js';
 import type { CommandSpec } from './types.js';
-
-async function exists(session: Session, path: VirtualPath): Promise<boolean> {
-  try {
-    await session.storage!.stat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof StorageError && error.kind === 'not-found') return false;
-    throw error;
-  }
-}
 
 async function fileInfo(session: Session, arg: string) {
   const path = session.resolve(arg);
@@ -62,7 +52,7 @@ export const fileCommands: CommandSpec[] = [
       const to = session.resolve(arg);
       // Renaming onto an existing entry replaces it, which deletes it: that takes `d` as well. (Checked,
       // then renamed: an entry made in between is replaced, as the same client's STOR would replace it.)
-      if (to !== from && !hasPermission(session.user!, 'd') && (await exists(session, to))) {
+      if (to !== from && !hasPermission(session.user!, 'd') && (await statIfExists(session.storage!, to))) {
         throw new FtpError(550, 'Permission denied: the target exists, and replacing it needs the delete permission.', {
           logReason: 'missing permission d (rename onto an existing entry)',
         });

@@ -45,9 +45,6 @@ async function gather(session: Session, pathArg: string, showHidden: boolean): P
   const path = session.resolve(pathArg);
   const storage = session.storage!;
   const limits = session.server.config.limits;
-  // The deadline covers the stat too: on a hung file system it hangs as the folder read would.
-  const info = await withinDeadline(storage.stat(path), limits.listing_timeout * 1000);
-  if (info.kind !== 'dir') return { path, entries: [{ ...info, name: basename(path) }], showHidden, isDir: false };
   const limit = limits.listing_max_entries;
   // One entry past the limit is read to tell a folder that holds exactly `limit` entries from one that was cut.
   const options = { limit: limit + 1 };
@@ -55,8 +52,14 @@ async function gather(session: Session, pathArg: string, showHidden: boolean): P
   // A listing past its deadline still runs in the storage: one per session, so a client cannot pile them up.
   if (stillListing.has(session)) throw new FtpError(451, 'The previous listing is still being read; try again later.', { logReason: 'listing still running' });
   stillListing.add(session);
-  const work: Promise<EntryTable | FileInfo[]> = (listTable ? listTable(path, options) : storage.list(path, options)).finally(() => stillListing.delete(session));
+  // The stat is under the deadline too: on a hung file system it hangs as the folder read would.
+  const work = (async (): Promise<EntryTable | FileInfo[] | FileInfo> => {
+    const info = await storage.stat(path);
+    if (info.kind !== 'dir') return info;
+    return listTable ? listTable(path, options) : storage.list(path, options);
+  })().finally(() => stillListing.delete(session));
   const listed = await withinDeadline(work, limits.listing_timeout * 1000);
+  if (!Array.isArray(listed) && !isTable(listed)) return { path, entries: [{ ...listed, name: basename(path) }], showHidden, isDir: false };
   const count = Array.isArray(listed) ? listed.length : tableLength(listed);
   const truncatedTo = count > limit ? limit : undefined;
   if (truncatedTo) session.server.events.emit('security', { ...session.actor, event: 'listing-truncated', detail: `${path}: first ${truncatedTo} entries read` });
@@ -68,6 +71,10 @@ async function gather(session: Session, pathArg: string, showHidden: boolean): P
   const read = listed.slice(0, limit);
   const shown = showHidden ? read : read.filter((e) => !e.name.startsWith('.'));
   return { path, entries: shown, showHidden, isDir: true, truncatedTo };
+}
+
+function isTable(listed: EntryTable | FileInfo): listed is EntryTable {
+  return 'nums' in listed;
 }
 
 /** Said after a listing that was cut, so a mirroring client (or its user) can tell. */

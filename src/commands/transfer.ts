@@ -7,7 +7,7 @@ import { receive } from '../data/receive.js';
 import { FtpError, reply, type Reply } from '../session/reply.js';
 import type { Session } from '../session/session.js';
 import { runTransfer } from '../session/transfer.js';
-import { overUploadLimit } from '../storage/errors.js';
+import { overUploadLimit, statIfExists } from '../storage/errors.js';
 import { StorageError, type VirtualPath } from '../storage/types.js';
 import { basename, join, parent } from '../storage/vpath.js';
 import type { CommandSpec } from './types.js';
@@ -67,10 +67,7 @@ interface StoreOptions {
 async function store(session: Session, path: VirtualPath, options: StoreOptions): Promise<Reply | void> {
   const storage = session.storage!;
   const offset = options.append ? 0 : session.restOffset;
-  const existing = await storage.stat(path).catch((e: unknown) => {
-    if (e instanceof StorageError && e.kind === 'not-found') return undefined;
-    throw e;
-  });
+  const existing = await statIfExists(storage, path);
   if (existing && existing.kind !== 'file') return reply(550, 'Not a regular file.');
   if (offset > (existing?.size ?? 0)) throw pastEnd();
   session.data.requireReady();
@@ -122,12 +119,7 @@ async function uniqueName(session: Session, base: string): Promise<VirtualPath> 
   const stem = hinted ? basename(hinted) : 'file';
   for (let i = 0; i < 16; i++) {
     const candidate = join(folder, `${stem}.${randomBytes(4).toString('hex')}`);
-    try {
-      await session.storage!.stat(candidate);
-    } catch (e) {
-      if (e instanceof StorageError && e.kind === 'not-found') return candidate;
-      throw e;
-    }
+    if (!(await statIfExists(session.storage!, candidate))) return candidate;
   }
   throw new StorageError('exists', 'no unique name found');
 }

@@ -72,6 +72,11 @@ function parse(text: string): { records: Map<string, BanRecord>; invalid: number
   return { records, invalid };
 }
 
+/** The file's records as parse() gives them; no file (no stamp) is an empty table. */
+async function readTable(file: string, stamp: Stamp): Promise<ReturnType<typeof parse>> {
+  return stamp ? parse(await readFile(file, 'utf8')) : { records: new Map<string, BanRecord>(), invalid: 0 };
+}
+
 /**
  * The ban table in `<state_dir>/bans.json`: read at start, written atomically
  * (temporary file + rename, so a reader never sees half a file), and re-read
@@ -108,8 +113,7 @@ export class BanStore {
   /** Open the table; a missing file is an empty table. A corrupt file throws. */
   static async open(file: string): Promise<BanStore> {
     const stamp = await stampOf(file);
-    const read = stamp ? parse(await readFile(file, 'utf8')) : { records: new Map<string, BanRecord>(), invalid: 0 };
-    return new BanStore(file, read, stamp);
+    return new BanStore(file, await readTable(file, stamp), stamp);
   }
 
   /**
@@ -238,7 +242,7 @@ export class BanStore {
     const now = await stampOf(this.file);
     if (sameStamp(now, this.stamp)) return null;
     this.stamp = now;
-    const read = now ? parse(await readFile(this.file, 'utf8')) : { records: new Map<string, BanRecord>(), invalid: 0 };
+    const read = await readTable(this.file, now);
     this.invalid = read.invalid;
     const next = read.records;
     for (const edit of this.edits.values()) edit(next);

@@ -5,6 +5,12 @@ import { toFtpError } from './errors.js';
 import { reply, type Reply } from './reply.js';
 import type { Session } from './session.js';
 
+/** A command line's verb, upper-cased, as the dispatcher reads it (the session's queue asks the same). */
+export function verbOf(line: string): string {
+  const space = line.indexOf(' ');
+  return (space < 0 ? line : line.slice(0, space)).trim().toUpperCase();
+}
+
 /**
  * Runs one command line through the checks in one fixed order: parse, rate
  * limit (guard), lookup, state, argument shape, permission, handler. Every failure becomes a reply
@@ -12,7 +18,7 @@ import type { Session } from './session.js';
  */
 export async function dispatch(session: Session, line: string, utf8 = true): Promise<void> {
   const space = line.indexOf(' ');
-  const verb = (space < 0 ? line : line.slice(0, space)).trim().toUpperCase();
+  const verb = verbOf(line);
   const arg = space < 0 ? '' : line.slice(space + 1);
   // A line whose verb is not one (3-4 letters, or an extension verb we know) is logged as '?': it may
   // be a password sent on a line of its own, or glued to PASS without the space.

@@ -7,7 +7,7 @@ import type { ListenerInfo, ServerContext } from '../server/context.js';
 import type { Storage, VirtualPath } from '../storage/types.js';
 import { ROOT, resolveVirtual } from '../storage/vpath.js';
 import { DataSetup } from './data-setup.js';
-import { dispatch } from './dispatcher.js';
+import { dispatch, verbOf } from './dispatcher.js';
 import { endSocket } from './end-socket.js';
 import { LineReader, type LineSink } from './line-reader.js';
 import { formatReply, reply, type Reply } from './reply.js';
@@ -50,10 +50,6 @@ const HTTP_REQUEST = /^(GET|HEAD|POST|PUT|DELETE|OPTIONS|CONNECT|PATCH|TRACE) \S
 
 /** Lines waiting their turn; past this the socket is paused (backpressure). */
 const MAX_QUEUED_LINES = 64;
-
-function verbOf(line: string): string {
-  return line.trimStart().split(' ', 1)[0]!.toUpperCase();
-}
 
 /** A queued line whose bytes were not UTF-8: refused (501) in its turn. */
 class NotUtf8 {

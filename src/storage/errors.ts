@@ -1,4 +1,4 @@
-import { StorageError, type StorageErrorKind } from './types.js';
+import { StorageError, type FileInfo, type Storage, type StorageErrorKind, type VirtualPath } from './types.js';
 
 /** Fixed texts per kind: errno messages carry host paths, so they stay in `cause` for the log. */
 const MESSAGES: Record<StorageErrorKind, string> = {
@@ -49,6 +49,16 @@ export function toStorageError(error: unknown): StorageError {
   if (error instanceof StorageError) return error;
   const code = (error as NodeJS.ErrnoException | null)?.code;
   return fail((code && ERRNO_KINDS[code]) || 'io', error);
+}
+
+/** The entry at `path`, or undefined when there is none (any other failure is thrown). */
+export async function statIfExists(storage: Storage, path: VirtualPath): Promise<FileInfo | undefined> {
+  try {
+    return await storage.stat(path);
+  } catch (error) {
+    if (error instanceof StorageError && error.kind === 'not-found') return undefined;
+    throw error;
+  }
 }
 
 export function errno(error: unknown): string | undefined {

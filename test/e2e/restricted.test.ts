@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { epsvConnection, RawClient } from '../helpers/clients.js';
 import { PASSWORD, withServer } from '../helpers/server.js';
+import { ConfigError, createServer, FileUserStore } from '../../src/index.js';
 import { LocalStorage } from '../../src/storage/local.js';
+import { makeCert } from '../tls/helpers.js';
 import { StorageError, type FileInfo, type StorageErrorKind, type VirtualPath } from '../../src/storage/types.js';
 
 describe('a server with one data mode switched off', () => {
@@ -173,6 +177,37 @@ describe('the library: listen() twice', () => {
       assert.match(await c.cmd('NOOP'), /^200 /);
       c.close();
     });
+  });
+});
+
+describe('the library: what createServer does not do', () => {
+  test('listen() after close() throws instead of turning every client away', async () => {
+    const server = createServer({ users: await FileUserStore.open(join(tmpdir(), 'moat-no-such-users.json')), config: { listen: ['127.0.0.1:0'], root: tmpdir() } });
+    await server.close();
+    await assert.rejects(server.listen(), /after close/);
+  });
+
+  test('keys only moat serve acts on (TLS, run_as, users_file) are refused, each by name, never ignored', async () => {
+    const { certFile, keyFile, dir } = makeCert();
+    const users = await FileUserStore.open(join(dir, 'users.json'));
+    try {
+      const refused = (config: Record<string, unknown>) => {
+        try {
+          createServer({ users, config: { root: tmpdir(), ...config } });
+        } catch (error) {
+          assert.ok(error instanceof ConfigError);
+          return error.problems;
+        }
+        assert.fail(`accepted: ${JSON.stringify(config)}`);
+      };
+      // Before, this server answered plain logins although TLS was required.
+      assert.match(refused({ tls: { cert: certFile, key: keyFile, control: 'required' } }).join('\n'), /^tls: createServer serves plain FTP only/);
+      assert.match(refused({ run_as: 'nobody' }).join('\n'), /^run_as: /);
+      assert.match(refused({ users_file: join(dir, 'users.json') }).join('\n'), /^users_file: /);
+      assert.doesNotThrow(() => createServer({ users, config: { root: tmpdir() } }));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
