@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { loadConfig } from '../config/load.js';
 import { registerBanCommands } from './ban.js';
 import { registerCertCommands } from './cert.js';
 import { registerServeCommands, usersFileOf } from './serve.js';
 import { CliError, registerUserCommands } from './user.js';
+import { stateConfigOf } from './state-dir.js';
 import { registerWhoCommand } from './who.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -18,12 +18,7 @@ export function buildProgram(): Command {
   registerCertCommands(program);
   registerBanCommands(program);
   registerWhoCommand(program);
-  // Without --users the user commands use the default users file of the default config.
-  let defaultUsersFile = '';
-  registerUserCommands(program, { usersFile: () => defaultUsersFile });
-  program.hook('preAction', async () => {
-    defaultUsersFile = usersFileOf(await loadConfig(undefined));
-  });
+  registerUserCommands(program, { usersFile: async (where) => usersFileOf(await stateConfigOf(where)) });
   return program;
 }
 

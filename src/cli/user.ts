@@ -31,6 +31,13 @@ const MIN_PASSWORD_LENGTH = 8;
 const MAX_PASSWORD_LENGTH = 1024;
 const MAX_STDIN_LINE = 64 * 1024;
 
+/** Where the users file is: --users, or the configuration (-c) and --state-dir it is looked up from. */
+export interface UsersFileFlags {
+  users?: string;
+  config?: string;
+  stateDir?: string;
+}
+
 interface PasswordFlags {
   passwordStdin?: boolean;
   allowWeakPassword?: boolean;
@@ -38,22 +45,27 @@ interface PasswordFlags {
 
 export function registerUserCommands(
   program: Command,
-  defaults: { usersFile: () => string },
+  defaults: { usersFile: (where: UsersFileFlags) => Promise<string> },
   io: UserCliIo = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
 ): void {
   const print = (line: string): void => {
     io.stdout.write(line + '\n');
   };
-  const openStore = (flags: { users?: string }): Promise<FileUserStore> => {
-    const file = flags.users ?? defaults.usersFile();
+  const openStore = async (flags: UsersFileFlags): Promise<FileUserStore> => {
+    const file = flags.users ?? (await defaults.usersFile(flags));
     if (file === '') throw new CliError('no users file: pass --users FILE or set users_file in the configuration');
     return FileUserStore.open(file, { cache: false });
   };
-
   const user = program.command('user').description('manage the users file (a running server reads the changes at its next login)');
+  // Every subcommand finds the users file the way the server does: --users, else the configuration's (-c), else <state-dir>/users.json.
+  const command = (name: string): Command =>
+    user
+      .command(name)
+      .option('--users <file>', 'users file (default: users_file from the configuration, else <state-dir>/users.json)')
+      .option('-c, --config <file>', 'configuration file, for its users_file and state_dir')
+      .option('--state-dir <dir>', 'state folder whose users.json to use when no users_file is configured (default ./.moat)');
 
-  user
-    .command('add')
+  command('add')
     .description('add a user; the password is asked twice on the terminal unless --password-stdin')
     .argument('<name>', "user name: 1-64 of A-Z a-z 0-9 . _ @ -, not starting with '.' or '-'")
     .option('--home <dir>', 'home folder relative to the server root (default: the user name)')
@@ -61,10 +73,9 @@ export function registerUserCommands(
     .option('--disabled', 'create the user disabled (cannot log in until `moat user enable`)')
     .option('--password-stdin', 'read the password from the first line of stdin')
     .option('--allow-weak-password', `accept a password shorter than ${MIN_PASSWORD_LENGTH} characters`)
-    .option('--users <file>', 'users file (default: users_file from the configuration)')
     .action(
       cliAction(
-        async (name: string, flags: PasswordFlags & { home?: string; perms: string; disabled?: boolean; users?: string }) => {
+        async (name: string, flags: PasswordFlags & { home?: string; perms: string; disabled?: boolean } & UsersFileFlags) => {
           const bad = checkUserName(name);
           if (bad) throw new CliError(bad);
           const store = await openStore(flags);
@@ -85,15 +96,13 @@ export function registerUserCommands(
       ),
     );
 
-  user
-    .command('passwd')
+  command('passwd')
     .description("set a user's password; the password is asked twice on the terminal unless --password-stdin")
     .argument('<name>', 'user name')
     .option('--password-stdin', 'read the password from the first line of stdin')
     .option('--allow-weak-password', `accept a password shorter than ${MIN_PASSWORD_LENGTH} characters`)
-    .option('--users <file>', 'users file (default: users_file from the configuration)')
     .action(
-      cliAction(async (name: string, flags: PasswordFlags & { users?: string }) => {
+      cliAction(async (name: string, flags: PasswordFlags & UsersFileFlags) => {
         const store = await openStore(flags);
         requireUser(store, name);
         const password = await readNewPassword(io, flags);
@@ -103,13 +112,11 @@ export function registerUserCommands(
       }),
     );
 
-  user
-    .command('del')
+  command('del')
     .description('delete a user (their files stay in place)')
     .argument('<name>', 'user name')
-    .option('--users <file>', 'users file (default: users_file from the configuration)')
     .action(
-      cliAction(async (name: string, flags: { users?: string }) => {
+      cliAction(async (name: string, flags: UsersFileFlags) => {
         const store = await openStore(flags);
         requireUser(store, name);
         store.remove(name);
@@ -118,13 +125,11 @@ export function registerUserCommands(
       }),
     );
 
-  user
-    .command('list')
+  command('list')
     .description('list users')
     .option('--json', 'print a JSON array instead of a table')
-    .option('--users <file>', 'users file (default: users_file from the configuration)')
     .action(
-      cliAction(async (flags: { json?: boolean; users?: string }) => {
+      cliAction(async (flags: { json?: boolean } & UsersFileFlags) => {
         const store = await openStore(flags);
         const users = store.list();
         if (flags.json) print(JSON.stringify(users, null, 2));
@@ -133,14 +138,12 @@ export function registerUserCommands(
       }),
     );
 
-  user
-    .command('show')
+  command('show')
     .description('show one user (never the password hash)')
     .argument('<name>', 'user name')
     .option('--json', 'print JSON instead of text')
-    .option('--users <file>', 'users file (default: users_file from the configuration)')
     .action(
-      cliAction(async (name: string, flags: { json?: boolean; users?: string }) => {
+      cliAction(async (name: string, flags: { json?: boolean } & UsersFileFlags) => {
         const store = await openStore(flags);
         const found = requireUser(store, name);
         print(flags.json ? JSON.stringify(found, null, 2) : describeUser(found));
@@ -151,13 +154,11 @@ export function registerUserCommands(
     ['enable', true],
     ['disable', false],
   ] as const) {
-    user
-      .command(verb)
+    command(verb)
       .description(enabled ? 'allow a user to log in again' : 'stop a user from logging in, keeping the account')
       .argument('<name>', 'user name')
-      .option('--users <file>', 'users file (default: users_file from the configuration)')
       .action(
-        cliAction(async (name: string, flags: { users?: string }) => {
+        cliAction(async (name: string, flags: UsersFileFlags) => {
           const store = await openStore(flags);
           requireUser(store, name);
           store.setEnabled(name, enabled);

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -19,27 +19,41 @@ export class CertError extends Error {
   override name = 'CertError';
 }
 
-/** Read and check a PEM certificate chain and key. Throws CertError with a readable message. */
+/**
+ * Read and check a PEM certificate chain and key. Throws CertError with a
+ * readable message naming the setting (tls.cert / tls.key) and the file.
+ * The key is checked against the certificate here because OpenSSL accepts a
+ * key of another type (an EC key for an RSA certificate) into a context, and
+ * then every handshake fails.
+ */
 export async function loadCertMaterial(certFile: string, keyFile: string): Promise<CertMaterial> {
-  let cert: Buffer;
-  let key: Buffer;
-  try {
-    cert = await readFile(certFile);
-  } catch (error) {
-    throw new CertError(`cannot read certificate ${certFile} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-  try {
-    key = await readFile(keyFile);
-  } catch (error) {
-    throw new CertError(`cannot read key ${keyFile} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
+  const certName = `tls.cert ${certFile}`;
+  const keyName = `tls.key ${keyFile}`;
+  const cert = await readPem(certName, certFile);
+  const key = await readPem(keyName, keyFile);
   let x509: X509Certificate;
   try {
     x509 = new X509Certificate(cert);
   } catch {
-    throw new CertError(`${certFile}: not a PEM certificate`);
+    throw new CertError(`${certName}: not a PEM certificate`);
   }
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch (error) {
+    const encrypted = /passphrase|encrypted/i.test(String((error as Error).message)) || key.includes('ENCRYPTED');
+    throw new CertError(encrypted ? `${keyName}: the key is encrypted; give an unencrypted key (mode 0600)` : `${keyName}: not a PEM private key`);
+  }
+  if (!x509.checkPrivateKey(privateKey)) throw new CertError(`${keyName}: the key does not belong to the certificate in ${certFile}`);
   return { cert, key, fingerprint: x509.fingerprint256, subject: x509.subject.replace(/\n/g, ', '), validTo: x509.validTo };
+}
+
+async function readPem(name: string, file: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (error) {
+    throw new CertError(`${name}: cannot read (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
 }
 
 function run(cmd: string, args: string[]): Promise<void> {

@@ -7,7 +7,7 @@ import { Command } from 'commander';
 import { CliError, registerUserCommands } from '../../src/cli/user.js';
 
 const program = new Command('moat');
-registerUserCommands(program, { usersFile: () => process.env['MOAT_USERS_FILE'] ?? '' });
+registerUserCommands(program, { usersFile: async () => process.env['MOAT_USERS_FILE'] ?? '' });
 try {
   await program.parseAsync(process.argv);
 } catch (err) {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -40,7 +40,7 @@ async function run(args: string[], options: { usersFile?: string; stdin?: string
   const program = new Command('moat')
     .exitOverride()
     .configureOutput({ writeOut: (s) => (result.stdout += s), writeErr: (s) => (result.stderr += s) });
-  registerUserCommands(program, { usersFile: () => options.usersFile ?? '' }, { stdin, stdout, stderr });
+  registerUserCommands(program, { usersFile: async () => options.usersFile ?? '' }, { stdin, stdout, stderr });
   try {
     await program.parseAsync(args, { from: 'user' });
   } catch (err) {
@@ -199,18 +199,18 @@ describe('moat user (in process)', () => {
 
   it('--help of each subcommand lists every flag', async () => {
     const expected: Record<string, string[]> = {
-      add: ['--home', '--perms', '--disabled', '--password-stdin', '--allow-weak-password', '--users'],
-      passwd: ['--password-stdin', '--allow-weak-password', '--users'],
-      del: ['--users'],
-      list: ['--json', '--users'],
-      show: ['--json', '--users'],
-      enable: ['--users'],
-      disable: ['--users'],
+      add: ['--home', '--perms', '--disabled', '--password-stdin', '--allow-weak-password'],
+      passwd: ['--password-stdin', '--allow-weak-password'],
+      del: [],
+      list: ['--json'],
+      show: ['--json'],
+      enable: [],
+      disable: [],
     };
     for (const [verb, flags] of Object.entries(expected)) {
       const r = await run(['user', verb, '--help']);
       assert.ok(r.error instanceof CommanderError && r.error.code === 'commander.helpDisplayed');
-      for (const flag of flags) assert.ok(r.stdout.includes(flag), `${verb} --help lacks ${flag}`);
+      for (const flag of [...flags, '--users', '--config', '--state-dir']) assert.ok(r.stdout.includes(flag), `${verb} --help lacks ${flag}`);
     }
   });
 });
@@ -218,9 +218,12 @@ describe('moat user (in process)', () => {
 describe('moat user (spawned)', () => {
   const entry = fileURLToPath(new URL('./user-cli-entry.ts', import.meta.url));
 
-  function spawnCli(args: string[], stdin: string, env: Record<string, string>) {
+  const bin = fileURLToPath(new URL('../../bin/moat.js', import.meta.url));
+
+  function spawnCli(args: string[], stdin: string, env: Record<string, string>, options: { real?: boolean; cwd?: string } = {}) {
     return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
+      const child = spawn(process.execPath, options.real ? [bin, ...args] : ['--import', 'tsx', entry, ...args], {
+        cwd: options.cwd,
         env: { ...process.env, ...env },
         stdio: ['pipe', 'pipe', 'pipe'],
       });
@@ -249,5 +252,29 @@ describe('moat user (spawned)', () => {
     const noTty = await spawnCli(['user', 'passwd', 'alice'], '', env);
     assert.equal(noTty.code, 1);
     assert.match(noTty.stderr, /^moat: stdin is not a terminal/);
+  });
+
+  it('moat finds the users file as the server does: --users, else users_file of -c FILE, else <--state-dir>/users.json, else ./.moat', async () => {
+    const work = await mkdtemp(join(dir, 'where-'));
+    const inFile = join(work, 'configured-users.json');
+    const config = join(work, 'moat.toml');
+    await writeFile(config, `users_file = ${JSON.stringify(inFile)}\n`);
+    const add = (name: string, ...where: string[]) => spawnCli(['user', 'add', name, '--password-stdin', ...where], 'password-1\n', {}, { real: true, cwd: work });
+    for (const [name, where, file] of [
+      ['viaconfig', ['-c', config], inFile],
+      ['viastate', ['--state-dir', join(work, 'st')], join(work, 'st', 'users.json')],
+      ['viadefault', [], join(work, '.moat', 'users.json')],
+      ['viaflag', ['--users', join(work, 'u.json'), '-c', config], join(work, 'u.json')],
+    ] as const) {
+      const r = await add(name, ...where);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(resolve(work, /to (.*)\n$/.exec(r.stdout)?.[1] ?? ''), file);
+      assert.ok((await FileUserStore.open(file)).get(name), `${name} in ${file}`);
+    }
+    const listed = await spawnCli(['user', 'list', '--config', config], '', {}, { real: true, cwd: work });
+    assert.match(listed.stdout, /viaconfig/);
+    const bad = await spawnCli(['user', 'list', '-c', join(work, 'missing.toml')], '', {}, { real: true, cwd: work });
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^moat: invalid configuration:\n  .*missing\.toml: cannot read \(ENOENT\)/);
   });
 });
